@@ -1,0 +1,66 @@
+"""The ``raybench`` command line: a click group whose commands live in :mod:`raybench.commands`.
+
+Exit codes: 0 pass; 1 SLA failed or regression found; 2 usage or scenario error (one line, no
+traceback); 3 runtime failure (Ray, FUSE, disk); 130 interrupted (results so far kept and valid).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import click
+
+from raybench import __version__
+from raybench.errors import RuntimeFailure, UsageError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_RUNTIME, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+#: command name -> module in raybench.commands exposing ``command``; loaded on first use.
+COMMANDS: dict[str, str] = {
+    "run": "raybench.commands.run:run",
+    "smoke": "raybench.commands.run:smoke",
+    "show": "raybench.commands.show:command",
+}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, _, attr = target.partition(":")
+        return getattr(importlib.import_module(module), attr or "command")
+
+    def invoke(self, ctx: click.Context) -> Any:
+        # Map raybench's own errors to one line and an exit code here, not in main(), so that
+        # click's CliRunner (used by the tests) sees exactly what a user sees.
+        try:
+            return super().invoke(ctx)
+        except UsageError as exc:
+            click.echo(f"raybench: error: {exc}", err=True)
+            ctx.exit(EXIT_USAGE)
+        except RuntimeFailure as exc:
+            click.echo(f"raybench: failed: {exc}", err=True)
+            ctx.exit(EXIT_RUNTIME)
+        except KeyboardInterrupt:
+            click.echo("raybench: interrupted", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="raybench")
+def cli() -> None:
+    """raybench: does your agent-coordination layer hold its SLA at N agents?"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point."""
+    cli.main(args=argv, prog_name="raybench")
+
+
+if __name__ == "__main__":
+    main()
