@@ -52,9 +52,7 @@ def check_new_run_dir(root: Path, run_id: str) -> Path:
     """Return ``root/run_id`` after checking that it does not exist yet (nothing is created)."""
     path = Path(root) / check_run_id(run_id)
     if path.exists():
-        raise UsageError(
-            f"run folder {path} already exists; choose another --run-id (runs are never overwritten)"
-        )
+        raise UsageError(f"run folder {path} already exists; choose another --run-id (runs are never overwritten)")
     if Path(root).exists() and not Path(root).is_dir():
         raise UsageError(f"--out {root} is not a directory")
     return path

@@ -1,0 +1,614 @@
+"""Scenarios: what a run offers to the coordination layer, as one frozen, validated value.
+
+A scenario comes from a TOML file or a built-in preset (``raybench/presets/*.toml``), then
+command-line overrides (``--agents``, ``--set stages.llm.max=120`` ...) are applied to the raw
+tables *before* validation, so every input goes through the same checks. ``Scenario.to_dict()``
+gives the resolved scenario in the same layout as the TOML input; it is written into the manifest
+and ``Scenario.from_dict`` reads it back, so a run can be repeated from its own manifest.
+
+Every invalid input raises :class:`~raybench.errors.ScenarioError` with the key, the value and
+what is allowed (the nearest valid key for a typo). Presets may ``extends = "other"``: the other
+preset's tables are deep-merged under this one's.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from raybench import timing
+from raybench.arrivals import PROCESSES, SHAPES, Arrivals, Shape
+from raybench.errors import ScenarioError, nearest
+from raybench.timing import Distribution
+from raybench.units import parse_duration
+
+#: Keys allowed in each table; a value of ``None`` means "any sub-keys" (validated elsewhere).
+_SPEC: dict[str, Any] = {
+    "name": None,
+    "description": None,
+    "extends": None,
+    "run": {
+        "agents": None,
+        "duration": None,
+        "warmup": None,
+        "seed": None,
+        "hosts": None,
+        "agents_per_host": None,
+        "shards": None,
+        "window": None,
+        "flush_interval": None,
+        "request_timeout": None,
+        "drain_timeout": None,
+    },
+    "arrivals": {"process": None, "rate": None, "shape": None, "think": None},
+    "classes": None,
+    "stages": {"policy": None, "llm": None, "expert": None, "parallel_review": None, "cache_hit_rate": None},
+    "experts": {"pool": None},
+    "state": {
+        "keys": None,
+        "zipf": None,
+        "lease_ttl": None,
+        "lease_backoff": None,
+        "lease_backoff_max": None,
+        "lease_max_wait": None,
+        "batch_max_ops": None,
+        "batch_interval": None,
+    },
+    "fuse": {"mode": None, "backend": None, "file_bytes": None, "probe_workers": None},
+    "regions": None,
+    "sla": None,
+    "faults": None,
+}
+_CLASS_KEYS = ("weight", "llm", "write", "stat", "escalation", "deny")
+_REGION_KEYS = ("name", "weight", "utc_offset", "rtt")
+_SHAPE_KEYS = ("kind", "ramp_from", "ramp_time", "steps", "day", "amplitude", "peak_hour", "start_hour")
+_FAULT_KEYS = ("kind", "start", "end", "stage", "extra", "share", "pool")
+FAULT_KINDS = ("slow_stage", "fail", "shrink_experts")
+STAGES = ("policy", "llm", "expert")
+FUSE_MODES = ("auto", "on", "off")
+FUSE_BACKENDS = ("fusepy", "mfusepy")
+
+
+@dataclass(frozen=True)
+class RequestClass:
+    """A kind of command an agent issues, and the pipeline it goes through."""
+
+    name: str
+    weight: float
+    llm: bool  # LLM review besides the policy check
+    write: bool  # versioned compare-and-set write (else a versioned read)
+    stat: bool  # an extra stat of the file on the FUSE mount
+    escalation: float  # probability of escalation to the expert pool (on a decision-cache miss)
+    deny: float  # probability that the policy denies the command (no further stages)
+
+
+@dataclass(frozen=True)
+class Region:
+    """Where an agent runs: its share of agents, UTC offset and added round trip to the shared state."""
+
+    name: str
+    weight: float
+    utc_offset: float
+    rtt: Distribution
+
+
+@dataclass(frozen=True)
+class Fault:
+    """An injected fault between ``start_s`` and ``end_s`` of the load (seconds since load start)."""
+
+    kind: str
+    start_s: float
+    end_s: float
+    stage: str = ""
+    extra: Distribution | None = None
+    share: float = 0.0
+    pool: int = 0
+
+    def active(self, t_s: float) -> bool:
+        return self.start_s <= t_s < self.end_s
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "start": f"{self.start_s}s", "end": f"{self.end_s}s"}
+        if self.kind == "slow_stage":
+            out |= {"stage": self.stage, "extra": self.extra.to_dict() if self.extra else 0}
+        elif self.kind == "fail":
+            out["share"] = self.share
+        else:
+            out["pool"] = self.pool
+        return out
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A fully resolved, validated scenario. Durations in seconds, think times in milliseconds."""
+
+    name: str
+    description: str
+    agents: int
+    duration_s: float
+    warmup_s: float
+    seed: int
+    hosts: int  # 0: one agent host per CPU of the cluster
+    agents_per_host: int  # 0: agents spread evenly over the hosts
+    shards: int
+    window_s: float
+    flush_interval_s: float
+    request_timeout_s: float
+    drain_timeout_s: float
+    arrivals: Arrivals
+    classes: tuple[RequestClass, ...]
+    policy: Distribution
+    llm: Distribution
+    expert: Distribution
+    parallel_review: bool
+    cache_hit_rate: float
+    experts: int
+    keys: int
+    zipf: float
+    lease_ttl_s: float
+    lease_backoff_s: float
+    lease_backoff_max_s: float
+    lease_max_wait_s: float
+    batch_max_ops: int
+    batch_interval_s: float
+    fuse_mode: str
+    fuse_backend: str
+    file_bytes: int
+    fuse_probe_workers: int
+    regions: tuple[Region, ...]
+    sla: Mapping[str, Any]
+    faults: tuple[Fault, ...]
+
+    @property
+    def offered_rate(self) -> float:
+        """Mean offered load over the run, requests per second (open loop; shape included)."""
+        tzs = [r.utc_offset for r in self.regions]
+        weights = [r.weight for r in self.regions]
+        per_tz = [self.arrivals.expected_count(self.duration_s, [tz]) for tz in tzs]
+        per_agent = sum(w * c for w, c in zip(weights, per_tz, strict=True))
+        return self.agents * per_agent / self.duration_s
+
+    def with_overrides(self, **kw: Any) -> Scenario:
+        """A copy with dataclass fields replaced (already validated values only)."""
+        return replace(self, **kw)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved scenario in TOML layout (``from_dict(to_dict())`` gives it back)."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "run": {
+                "agents": self.agents,
+                "duration": f"{self.duration_s}s",
+                "warmup": f"{self.warmup_s}s",
+                "seed": self.seed,
+                "hosts": self.hosts,
+                "agents_per_host": self.agents_per_host,
+                "shards": self.shards,
+                "window": f"{self.window_s}s",
+                "flush_interval": f"{self.flush_interval_s}s",
+                "request_timeout": f"{self.request_timeout_s}s",
+                "drain_timeout": f"{self.drain_timeout_s}s",
+            },
+            "arrivals": self.arrivals.to_dict(),
+            "classes": {
+                c.name: {
+                    "weight": c.weight,
+                    "llm": c.llm,
+                    "write": c.write,
+                    "stat": c.stat,
+                    "escalation": c.escalation,
+                    "deny": c.deny,
+                }
+                for c in self.classes
+            },
+            "stages": {
+                "policy": self.policy.to_dict(),
+                "llm": self.llm.to_dict(),
+                "expert": self.expert.to_dict(),
+                "parallel_review": self.parallel_review,
+                "cache_hit_rate": self.cache_hit_rate,
+            },
+            "experts": {"pool": self.experts},
+            "state": {
+                "keys": self.keys,
+                "zipf": self.zipf,
+                "lease_ttl": f"{self.lease_ttl_s}s",
+                "lease_backoff": f"{self.lease_backoff_s}s",
+                "lease_backoff_max": f"{self.lease_backoff_max_s}s",
+                "lease_max_wait": f"{self.lease_max_wait_s}s",
+                "batch_max_ops": self.batch_max_ops,
+                "batch_interval": f"{self.batch_interval_s}s",
+            },
+            "fuse": {
+                "mode": self.fuse_mode,
+                "backend": self.fuse_backend,
+                "file_bytes": self.file_bytes,
+                "probe_workers": self.fuse_probe_workers,
+            },
+            "regions": [
+                {"name": r.name, "weight": r.weight, "utc_offset": r.utc_offset, "rtt": r.rtt.to_dict()}
+                for r in self.regions
+            ],
+            "sla": copy.deepcopy(dict(self.sla)),
+            "faults": [f.to_dict() for f in self.faults],
+        }
+
+    @staticmethod
+    def from_dict(raw: Mapping[str, Any]) -> Scenario:
+        """Validate raw tables (TOML layout) into a Scenario. Raises ScenarioError."""
+        return _build(raw)
+
+
+# ---------------------------------------------------------------------------------------------
+# loading
+
+
+def preset_names() -> list[str]:
+    """Names of the built-in presets."""
+    folder = resources.files("raybench") / "presets"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def _read_toml(text: str, where: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{where} is not valid TOML: {exc}") from None
+
+
+def _preset_raw(name: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    names = preset_names()
+    if name not in names:
+        raise ScenarioError(f"unknown preset {name!r}{nearest(name, names)}; presets: {', '.join(names)}")
+    if name in seen:
+        raise ScenarioError(f"preset {name!r} extends itself (through {' -> '.join(seen)})")
+    text = (resources.files("raybench") / "presets" / f"{name}.toml").read_text(encoding="utf-8")
+    return _resolve_extends(_read_toml(text, f"preset {name}"), (*seen, name))
+
+
+def _resolve_extends(raw: dict[str, Any], seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    base_name = raw.pop("extends", None)
+    if base_name is None:
+        return raw
+    if not isinstance(base_name, str):
+        raise ScenarioError(f"extends = {base_name!r}: expected a preset name")
+    return _deep_merge(_preset_raw(base_name, seen), raw)
+
+
+def _deep_merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in top.items():
+        # A class table or region list replaces wholesale: merging two mixes would change weights.
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict) and key not in ("classes", "shape"):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_raw(path: Path | None = None, preset: str | None = None) -> dict[str, Any]:
+    """Raw tables of a scenario file or preset (default preset: ``lighthouse``), extends resolved."""
+    if path is not None and preset is not None:
+        raise ScenarioError("give a scenario file or --preset, not both")
+    if path is None:
+        return _preset_raw(preset or "lighthouse")
+    p = Path(path)
+    if not p.is_file():
+        raise ScenarioError(f"scenario file {p} does not exist")
+    return _resolve_extends(_read_toml(p.read_text(encoding="utf-8"), str(p)))
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """Parse ``--set a.b=value``; the value is read as TOML (``5``, ``"x"``, ``true``, ``[1,2]``)
+    and taken as a bare string when it is not valid TOML."""
+    key, eq, value = text.partition("=")
+    if not eq or not key.strip():
+        raise ScenarioError(f"--set {text!r}: expected KEY.PATH=VALUE, e.g. --set stages.llm.max=120")
+    try:
+        parsed = tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value
+    return key.strip(), parsed
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Set dotted keys (``run.agents``) in a copy of ``raw``; unknown paths are caught by validation."""
+    out = copy.deepcopy(raw)
+    for dotted, value in overrides.items():
+        node = out
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ScenarioError(f"--set {dotted}: {part!r} is not a table")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def load(path: Path | None = None, preset: str | None = None, overrides: Mapping[str, Any] | None = None) -> Scenario:
+    """Load, override and validate a scenario. Raises ScenarioError."""
+    return _build(apply_overrides(load_raw(path, preset), overrides or {}))
+
+
+# ---------------------------------------------------------------------------------------------
+# validation
+
+
+def _check_keys(table: Mapping[str, Any], allowed: Any, where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            prefix = f"{where}." if where else ""
+            raise ScenarioError(
+                f"unknown key {prefix}{key}{nearest(key, allowed)}; allowed in "
+                f"{where or 'the top level'}: {', '.join(allowed)}"
+            )
+
+
+def _table(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = raw.get(key, {})
+    if not isinstance(value, Mapping):
+        raise ScenarioError(f"[{key}] must be a table")
+    return value
+
+
+def _dur(table: Mapping[str, Any], key: str, default: Any, where: str, *, positive: bool = True) -> float:
+    value = table.get(key, default)
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise ScenarioError(f"{where}.{key}: {exc}") from None
+    if positive and seconds <= 0:
+        raise ScenarioError(f"{where}.{key} = {value!r}: must be > 0")
+    return seconds
+
+
+def _int(table: Mapping[str, Any], key: str, default: int, where: str, *, minimum: int) -> int:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ScenarioError(f"{where}.{key} = {value!r}: expected an integer >= {minimum}")
+    if value < minimum:
+        raise ScenarioError(f"{where}.{key} = {value}: must be >= {minimum}")
+    return value
+
+
+def _float(
+    table: Mapping[str, Any], key: str, default: float, where: str, *, lo: float = 0.0, hi: float = math.inf
+) -> float:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ScenarioError(f"{where}.{key} = {value!r}: expected a number")
+    if not lo <= value <= hi:
+        bounds = f"[{lo}, {hi}]" if hi != math.inf else f">= {lo}"
+        raise ScenarioError(f"{where}.{key} = {value}: must be in {bounds}")
+    return float(value)
+
+
+def _prob(table: Mapping[str, Any], key: str, default: float, where: str) -> float:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ScenarioError(f"{where}.{key} = {value!r}: a probability must be in [0, 1]")
+    return float(value)
+
+
+def _bool(table: Mapping[str, Any], key: str, default: bool, where: str) -> bool:
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        raise ScenarioError(f"{where}.{key} = {value!r}: expected true or false")
+    return value
+
+
+def _choice(table: Mapping[str, Any], key: str, default: str, allowed: tuple[str, ...], where: str) -> str:
+    value = table.get(key, default)
+    if value not in allowed:
+        raise ScenarioError(f"{where}.{key} = {value!r}{nearest(str(value), allowed)}; allowed: {', '.join(allowed)}")
+    return str(value)
+
+
+def _weights_sum_to_one(weights: list[float], where: str) -> None:
+    total = sum(weights)
+    if abs(total - 1.0) > 1e-6:
+        raise ScenarioError(f"{where}: weights sum to {total:g}; they must sum to 1")
+
+
+def _shape(raw: Any) -> Shape:
+    if raw is None:
+        return Shape()
+    if isinstance(raw, str):
+        raw = {"kind": raw}
+    if not isinstance(raw, Mapping):
+        raise ScenarioError('arrivals.shape: expected a table like {kind = "ramp", ramp_time = "10s"}')
+    where = "arrivals.shape"
+    _check_keys(raw, _SHAPE_KEYS, where)
+    kind = _choice(raw, "kind", "flat", SHAPES, where)
+    steps: list[tuple[float, float]] = []
+    for i, step in enumerate(raw.get("steps", [])):
+        if not isinstance(step, list) or len(step) != 2:
+            raise ScenarioError(f"{where}.steps[{i}]: expected [time, factor]")
+        t = _dur({"t": step[0]}, "t", 0, f"{where}.steps[{i}]", positive=False)
+        steps.append((t, _float({"f": step[1]}, "f", 1.0, f"{where}.steps[{i}]")))
+    if kind == "step" and not steps:
+        raise ScenarioError(f'{where}: kind = "step" needs steps = [[time, factor], ...]')
+    return Shape(
+        kind=kind,
+        ramp_from=_float(raw, "ramp_from", 0.1, where),
+        ramp_time=_dur(raw, "ramp_time", "10s", where),
+        steps=tuple(sorted(steps)),
+        day=_dur(raw, "day", "60s", where),
+        amplitude=_float(raw, "amplitude", 0.5, where, hi=1.0),
+        peak_hour=_float(raw, "peak_hour", 14.0, where, hi=24.0),
+        start_hour=_float(raw, "start_hour", 0.0, where, hi=24.0),
+    )
+
+
+def _classes(raw: Any) -> tuple[RequestClass, ...]:
+    if raw is None:
+        raw = {
+            "safe": {"weight": 0.7, "escalation": 0.05},
+            "risky": {"weight": 0.2, "llm": True, "write": True, "escalation": 0.35},
+            "complex": {"weight": 0.1, "llm": True, "write": True, "stat": True, "escalation": 0.75},
+        }
+    if not isinstance(raw, Mapping) or not raw:
+        raise ScenarioError("[classes] must hold at least one class table, e.g. [classes.safe]")
+    out = []
+    for name, table in raw.items():
+        where = f"classes.{name}"
+        if not isinstance(table, Mapping):
+            raise ScenarioError(f"[{where}] must be a table")
+        _check_keys(table, _CLASS_KEYS, where)
+        out.append(
+            RequestClass(
+                name=str(name),
+                weight=_prob(table, "weight", 0.0, where),
+                llm=_bool(table, "llm", False, where),
+                write=_bool(table, "write", False, where),
+                stat=_bool(table, "stat", False, where),
+                escalation=_prob(table, "escalation", 0.0, where),
+                deny=_prob(table, "deny", 0.0, where),
+            )
+        )
+    _weights_sum_to_one([c.weight for c in out], "classes")
+    return tuple(out)
+
+
+def _regions(raw: Any) -> tuple[Region, ...]:
+    if raw is None:
+        raw = [{"name": "local", "weight": 1.0, "utc_offset": 0, "rtt": 0}]
+    if not isinstance(raw, list) or not raw:
+        raise ScenarioError("[[regions]] must be a non-empty list of tables")
+    out = []
+    for i, table in enumerate(raw):
+        where = f"regions[{i}]"
+        if not isinstance(table, Mapping):
+            raise ScenarioError(f"{where} must be a table")
+        _check_keys(table, _REGION_KEYS, where)
+        name = table.get("name")
+        if not isinstance(name, str) or not name:
+            raise ScenarioError(f"{where}.name: expected a non-empty string")
+        out.append(
+            Region(
+                name=name,
+                weight=_prob(table, "weight", 1.0 / len(raw), where),
+                utc_offset=_float(table, "utc_offset", 0.0, where, lo=-12.0, hi=14.0),
+                rtt=timing.parse(table.get("rtt", 0), f"{where}.rtt"),
+            )
+        )
+    if len({r.name for r in out}) != len(out):
+        raise ScenarioError("regions: names must be unique")
+    _weights_sum_to_one([r.weight for r in out], "regions")
+    return tuple(out)
+
+
+def _faults(raw: Any, duration_s: float) -> tuple[Fault, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ScenarioError("[[faults]] must be a list of tables")
+    out = []
+    for i, table in enumerate(raw):
+        where = f"faults[{i}]"
+        if not isinstance(table, Mapping):
+            raise ScenarioError(f"{where} must be a table")
+        _check_keys(table, _FAULT_KEYS, where)
+        kind = _choice(table, "kind", "", FAULT_KINDS, where)
+        start = _dur(table, "start", 0, where, positive=False)
+        end = _dur(table, "end", f"{duration_s}s", where)
+        if start >= end:
+            raise ScenarioError(f"{where}: start {start}s must be before end {end}s")
+        fault = Fault(kind=kind, start_s=start, end_s=end)
+        if kind == "slow_stage":
+            stage = _choice(table, "stage", "", STAGES, where)
+            fault = replace(fault, stage=stage, extra=timing.parse(table.get("extra", 0), f"{where}.extra"))
+        elif kind == "fail":
+            fault = replace(fault, share=_prob(table, "share", 1.0, where))
+        else:
+            fault = replace(fault, pool=_int(table, "pool", 1, where, minimum=1))
+        out.append(fault)
+    return tuple(out)
+
+
+def _sla(raw: Any) -> Mapping[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ScenarioError("[sla] must be a table")
+    try:
+        from raybench.sla import parse_config
+    except ImportError:  # pragma: no cover - the SLA engine ships with raybench
+        return dict(raw)
+    parse_config(raw)  # raises ScenarioError with the key and what is allowed
+    return copy.deepcopy(dict(raw))
+
+
+def _build(raw: Mapping[str, Any]) -> Scenario:
+    _check_keys(raw, _SPEC, "")
+    for key, sub in _SPEC.items():
+        if isinstance(sub, dict) and key in raw:
+            _check_keys(_table(raw, key), sub, key)
+    run = _table(raw, "run")
+    arr = _table(raw, "arrivals")
+    stages = _table(raw, "stages")
+    state = _table(raw, "state")
+    fuse = _table(raw, "fuse")
+    agents = _int(run, "agents", 1000, "run", minimum=1)
+    duration = _dur(run, "duration", "60s", "run")
+    warmup = _dur(run, "warmup", "0s", "run", positive=False)
+    if warmup >= duration:
+        raise ScenarioError(f"run.warmup ({warmup}s) must be shorter than run.duration ({duration}s)")
+    seed = run.get("seed", 1)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ScenarioError(f"run.seed = {seed!r}: expected an integer")
+    process = _choice(arr, "process", "poisson", PROCESSES, "arrivals")
+    rate = _float(arr, "rate", 1.0, "arrivals")
+    if rate <= 0:
+        raise ScenarioError(f"arrivals.rate = {rate}: requests per agent per second must be > 0")
+    think = timing.parse(arr.get("think", {"dist": "constant", "value": 1000}), "arrivals.think")
+    backoff = _dur(state, "lease_backoff", "1ms", "state")
+    backoff_max = _dur(state, "lease_backoff_max", "20ms", "state")
+    if backoff > backoff_max:
+        raise ScenarioError(f"state.lease_backoff ({backoff}s) > state.lease_backoff_max ({backoff_max}s)")
+    return Scenario(
+        name=str(raw.get("name", "custom")),
+        description=str(raw.get("description", "")),
+        agents=agents,
+        duration_s=duration,
+        warmup_s=warmup,
+        seed=seed,
+        hosts=_int(run, "hosts", 0, "run", minimum=0),
+        agents_per_host=_int(run, "agents_per_host", 0, "run", minimum=0),
+        shards=_int(run, "shards", 4, "run", minimum=1),
+        window_s=_dur(run, "window", "5s", "run"),
+        flush_interval_s=_dur(run, "flush_interval", "500ms", "run"),
+        request_timeout_s=_dur(run, "request_timeout", "30s", "run"),
+        drain_timeout_s=_dur(run, "drain_timeout", "10s", "run"),
+        arrivals=Arrivals(process=process, rate=rate, shape=_shape(arr.get("shape")), think=think),
+        classes=_classes(raw.get("classes")),
+        policy=timing.parse(stages.get("policy", {"dist": "uniform", "min": 5, "max": 25}), "stages.policy"),
+        llm=timing.parse(stages.get("llm", {"dist": "uniform", "min": 20, "max": 80}), "stages.llm"),
+        expert=timing.parse(stages.get("expert", {"dist": "uniform", "min": 500, "max": 1200}), "stages.expert"),
+        parallel_review=_bool(stages, "parallel_review", True, "stages"),
+        cache_hit_rate=_prob(stages, "cache_hit_rate", 0.0, "stages"),
+        experts=_int(_table(raw, "experts"), "pool", 200, "experts", minimum=1),
+        keys=_int(state, "keys", 10_000, "state", minimum=1),
+        zipf=_float(state, "zipf", 1.0, "state", hi=5.0),
+        lease_ttl_s=_dur(state, "lease_ttl", "5s", "state"),
+        lease_backoff_s=backoff,
+        lease_backoff_max_s=backoff_max,
+        lease_max_wait_s=_dur(state, "lease_max_wait", "2s", "state"),
+        batch_max_ops=_int(state, "batch_max_ops", 256, "state", minimum=1),
+        batch_interval_s=_dur(state, "batch_interval", "1ms", "state", positive=False),
+        fuse_mode=_choice(fuse, "mode", "auto", FUSE_MODES, "fuse"),
+        fuse_backend=_choice(fuse, "backend", "fusepy", FUSE_BACKENDS, "fuse"),
+        file_bytes=_int(fuse, "file_bytes", 4096, "fuse", minimum=0),
+        fuse_probe_workers=_int(fuse, "probe_workers", 0, "fuse", minimum=0),
+        regions=_regions(raw.get("regions")),
+        sla=_sla(raw.get("sla")),
+        faults=_faults(raw.get("faults"), duration),
+    )
