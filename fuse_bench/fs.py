@@ -1,0 +1,524 @@
+"""The test filesystems served over FUSE: an in-memory tree and a passthrough over a directory.
+
+Both classes are plain objects with fusepy-style ``Operations`` methods (``getattr(path, fh)``,
+``read(path, size, offset, fh)``, ...). They import no FUSE binding, so they can be unit-tested
+without a mount, and the same class is served by fusepy (libfuse 2) and mfusepy (libfuse 3);
+:mod:`fuse_bench.serve` adapts them to each binding.
+
+Contracts:
+
+* Errors are raised as :class:`OSError` with a positive errno; both bindings turn that into
+  ``-errno`` for the kernel. The errnos follow Linux: ENOENT, EEXIST, ENOTDIR, EISDIR, ENOTEMPTY,
+  EINVAL (directory moved into itself), EBUSY (removing the root), ENAMETOOLONG, EBADF.
+* Thread safety: libfuse's multithreaded loop calls these methods from many threads at once.
+  :class:`MemoryFS` guards its whole tree with one lock. One lock, not one per node, because the
+  GIL already serializes the Python handlers, so finer locks would buy no parallelism and would
+  make rename (two parents) deadlock-prone. Critical sections are short and never do I/O.
+* File handles: ``open``/``create`` return a handle that names the node itself, so reads and
+  writes on an open file keep working after it is unlinked or renamed (the mount uses
+  ``hard_remove``, so the kernel sends unlink straight through instead of hiding the file).
+* Times are integer nanoseconds (``use_ns = True``).
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import os
+import stat as st
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+#: Longest file name accepted, as on ext4/tmpfs.
+NAME_MAX = 255
+#: Block size reported by getattr/statfs of the in-memory tree.
+BLOCK_SIZE = 4096
+#: Capacity reported by statfs of the in-memory tree (it has no real limit).
+MEMORY_CAPACITY_BYTES = 1 << 40
+
+# utimensat's special nanosecond values. libfuse passes them through in tv_nsec, and the bindings
+# fold (tv_sec, tv_nsec) into one integer, so they show up as this remainder modulo 10**9. A real
+# timestamp with exactly this nanosecond part is a 1-in-10**9 coincidence we accept.
+_UTIME_NOW_REM = ((1 << 30) - 1) % 1_000_000_000
+_UTIME_OMIT_REM = ((1 << 30) - 2) % 1_000_000_000
+
+
+def _err(code: int, path: str | None = None) -> OSError:
+    return OSError(code, os.strerror(code), path)
+
+
+class _Node:
+    """One inode of the in-memory tree: a directory (``children``) or a regular file (``data``)."""
+
+    __slots__ = ("atime", "children", "ctime", "data", "gid", "ino", "mode", "mtime", "nlink", "uid")
+
+    def __init__(self, ino: int, mode: int, uid: int, gid: int) -> None:
+        now = time.time_ns()
+        self.ino = ino
+        self.mode = mode
+        self.uid = uid
+        self.gid = gid
+        self.atime = self.mtime = self.ctime = now
+        self.nlink = 2 if st.S_ISDIR(mode) else 1
+        self.children: dict[str, _Node] | None = {} if st.S_ISDIR(mode) else None
+        self.data: bytearray | None = None if st.S_ISDIR(mode) else bytearray()
+
+    def attrs(self) -> dict[str, int]:
+        size = len(self.data) if self.data is not None else BLOCK_SIZE
+        return {
+            "st_mode": self.mode,
+            "st_ino": self.ino,
+            "st_nlink": self.nlink,
+            "st_uid": self.uid,
+            "st_gid": self.gid,
+            "st_size": size,
+            "st_blocks": (size + 511) // 512,
+            "st_blksize": BLOCK_SIZE,
+            "st_atime": self.atime,
+            "st_mtime": self.mtime,
+            "st_ctime": self.ctime,
+        }
+
+
+def _split(path: str) -> list[str]:
+    parts = [p for p in path.split("/") if p]
+    for p in parts:
+        if len(p.encode()) > NAME_MAX:
+            raise _err(errno.ENAMETOOLONG, path)
+    return parts
+
+
+class MemoryFS:
+    """A thread-safe in-memory tree (directories and regular files only).
+
+    Everything lives in this process and is gone when the filesystem is unmounted.
+    """
+
+    use_ns = True
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._inos = itertools.count(2)
+        self._fhs = itertools.count(1)
+        self.root = _Node(1, st.S_IFDIR | 0o755, os.getuid(), os.getgid())
+        #: open handle -> (node, open flags)
+        self._handles: dict[int, tuple[_Node, int]] = {}
+
+    # -- lookup helpers; callers hold self._lock -------------------------------------------------
+
+    def _lookup(self, path: str) -> _Node:
+        node = self.root
+        for name in _split(path):
+            if node.children is None:
+                raise _err(errno.ENOTDIR, path)
+            child = node.children.get(name)
+            if child is None:
+                raise _err(errno.ENOENT, path)
+            node = child
+        return node
+
+    def _parent(self, path: str) -> tuple[_Node, str]:
+        parts = _split(path)
+        if not parts:
+            raise _err(errno.EBUSY, path)  # the root has no parent entry to change
+        parent = self.root
+        for name in parts[:-1]:
+            if parent.children is None:
+                raise _err(errno.ENOTDIR, path)
+            child = parent.children.get(name)
+            if child is None:
+                raise _err(errno.ENOENT, path)
+            parent = child
+        if parent.children is None:
+            raise _err(errno.ENOTDIR, path)
+        return parent, parts[-1]
+
+    def _node_of(self, path: str | None, fh: int | None) -> _Node:
+        if fh:
+            entry = self._handles.get(fh)
+            if entry is not None:
+                return entry[0]
+        if path is None:
+            raise _err(errno.EBADF)
+        return self._lookup(path)
+
+    def _new(self, mode: int) -> _Node:
+        return _Node(next(self._inos), mode, os.getuid(), os.getgid())
+
+    # -- metadata ---------------------------------------------------------------------------------
+
+    def getattr(self, path: str | None, fh: int | None = None) -> dict[str, int]:
+        with self._lock:
+            return self._node_of(path, fh).attrs()
+
+    def access(self, path: str, amode: int) -> int:
+        with self._lock:
+            self._lookup(path)
+        return 0
+
+    def chmod(self, path: str | None, mode: int) -> int:
+        with self._lock:
+            node = self._node_of(path, None)
+            node.mode = st.S_IFMT(node.mode) | st.S_IMODE(mode)
+            node.ctime = time.time_ns()
+        return 0
+
+    def chown(self, path: str | None, uid: int, gid: int) -> int:
+        with self._lock:
+            node = self._node_of(path, None)
+            if uid != -1:
+                node.uid = uid
+            if gid != -1:
+                node.gid = gid
+            node.ctime = time.time_ns()
+        return 0
+
+    def utimens(self, path: str | None, times: tuple[int, int] | None = None) -> int:
+        now = time.time_ns()
+        with self._lock:
+            node = self._node_of(path, None)
+            atime, mtime = times if times is not None else (now, now)
+            if atime % 1_000_000_000 != _UTIME_OMIT_REM:
+                node.atime = now if atime % 1_000_000_000 == _UTIME_NOW_REM else int(atime)
+            if mtime % 1_000_000_000 != _UTIME_OMIT_REM:
+                node.mtime = now if mtime % 1_000_000_000 == _UTIME_NOW_REM else int(mtime)
+            node.ctime = now
+        return 0
+
+    def statfs(self, path: str) -> dict[str, int]:
+        # Usage is not tracked: summing the tree per statfs would cost O(files) under the lock.
+        blocks = MEMORY_CAPACITY_BYTES // BLOCK_SIZE
+        used = 0
+        return {
+            "f_bsize": BLOCK_SIZE,
+            "f_frsize": BLOCK_SIZE,
+            "f_blocks": blocks,
+            "f_bfree": blocks - used,
+            "f_bavail": blocks - used,
+            "f_files": 1 << 32,
+            "f_ffree": 1 << 32,
+            "f_namemax": NAME_MAX,
+        }
+
+    # -- directories ------------------------------------------------------------------------------
+
+    def mkdir(self, path: str, mode: int) -> int:
+        with self._lock:
+            parent, name = self._parent(path)
+            if name in parent.children:  # type: ignore[operator]
+                raise _err(errno.EEXIST, path)
+            parent.children[name] = self._new(st.S_IFDIR | st.S_IMODE(mode))  # type: ignore[index]
+            parent.nlink += 1
+            parent.mtime = parent.ctime = time.time_ns()
+        return 0
+
+    def rmdir(self, path: str) -> int:
+        with self._lock:
+            parent, name = self._parent(path)
+            node = parent.children.get(name)  # type: ignore[union-attr]
+            if node is None:
+                raise _err(errno.ENOENT, path)
+            if node.children is None:
+                raise _err(errno.ENOTDIR, path)
+            if node.children:
+                raise _err(errno.ENOTEMPTY, path)
+            del parent.children[name]  # type: ignore[union-attr]
+            parent.nlink -= 1
+            parent.mtime = parent.ctime = time.time_ns()
+        return 0
+
+    def opendir(self, path: str) -> int:
+        with self._lock:
+            if self._lookup(path).children is None:
+                raise _err(errno.ENOTDIR, path)
+        return 0
+
+    def readdir(self, path: str | None, fh: int | None) -> list[str]:
+        with self._lock:
+            node = self._lookup(path or "/")
+            if node.children is None:
+                raise _err(errno.ENOTDIR, path)
+            return [".", "..", *node.children]
+
+    def releasedir(self, path: str | None, fh: int | None) -> int:
+        return 0
+
+    # -- files ------------------------------------------------------------------------------------
+
+    def create(self, path: str, mode: int, flags: int | None = None) -> int:
+        with self._lock:
+            parent, name = self._parent(path)
+            node = parent.children.get(name)  # type: ignore[union-attr]
+            if node is None:
+                node = self._new(st.S_IFREG | st.S_IMODE(mode))
+                parent.children[name] = node  # type: ignore[index]
+                parent.mtime = parent.ctime = time.time_ns()
+            elif flags is not None and flags & os.O_EXCL:
+                raise _err(errno.EEXIST, path)
+            elif node.data is None:
+                raise _err(errno.EISDIR, path)
+            elif flags is not None and flags & os.O_TRUNC:
+                node.data.clear()
+            fh = next(self._fhs)
+            self._handles[fh] = (node, flags if flags is not None else os.O_RDWR)
+            return fh
+
+    def open(self, path: str, flags: int) -> int:
+        with self._lock:
+            node = self._lookup(path)
+            if node.data is None and flags & (os.O_WRONLY | os.O_RDWR):
+                raise _err(errno.EISDIR, path)
+            if node.data is not None and flags & os.O_TRUNC and flags & (os.O_WRONLY | os.O_RDWR):
+                node.data.clear()
+                node.mtime = node.ctime = time.time_ns()
+            fh = next(self._fhs)
+            self._handles[fh] = (node, flags)
+            return fh
+
+    def read(self, path: str | None, size: int, offset: int, fh: int | None) -> bytes:
+        with self._lock:
+            node = self._node_of(path, fh)
+            if node.data is None:
+                raise _err(errno.EISDIR, path)
+            return bytes(node.data[offset : offset + size])
+
+    def write(self, path: str | None, data: bytes, offset: int, fh: int | None) -> int:
+        with self._lock:
+            entry = self._handles.get(fh) if fh else None
+            node = entry[0] if entry is not None else self._node_of(path, None)
+            if node.data is None:
+                raise _err(errno.EISDIR, path)
+            buf = node.data
+            if entry is not None and entry[1] & os.O_APPEND:
+                # The kernel computes the append offset from the size it last saw; under concurrent
+                # appends only the filesystem knows the true end.
+                offset = len(buf)
+            if offset > len(buf):
+                buf.extend(bytes(offset - len(buf)))
+            buf[offset : offset + len(data)] = data
+            node.mtime = node.ctime = time.time_ns()
+            return len(data)
+
+    def truncate(self, path: str | None, length: int, fh: int | None = None) -> int:
+        if length < 0:
+            raise _err(errno.EINVAL, path)
+        with self._lock:
+            node = self._node_of(path, fh)
+            if node.data is None:
+                raise _err(errno.EISDIR, path)
+            if length < len(node.data):
+                del node.data[length:]
+            else:
+                node.data.extend(bytes(length - len(node.data)))
+            node.mtime = node.ctime = time.time_ns()
+        return 0
+
+    def flush(self, path: str | None, fh: int | None) -> int:
+        return 0
+
+    def fsync(self, path: str | None, datasync: int, fh: int | None) -> int:
+        return 0  # memory is as durable as this filesystem gets
+
+    def release(self, path: str | None, fh: int | None) -> int:
+        with self._lock:
+            self._handles.pop(fh or 0, None)
+        return 0
+
+    def unlink(self, path: str) -> int:
+        with self._lock:
+            parent, name = self._parent(path)
+            node = parent.children.get(name)  # type: ignore[union-attr]
+            if node is None:
+                raise _err(errno.ENOENT, path)
+            if node.children is not None:
+                raise _err(errno.EISDIR, path)
+            del parent.children[name]  # type: ignore[union-attr]
+            node.nlink -= 1
+            parent.mtime = parent.ctime = node.ctime = time.time_ns()
+        return 0
+
+    def rename(self, old: str, new: str) -> int:
+        with self._lock:
+            old_parent, old_name = self._parent(old)
+            node = old_parent.children.get(old_name)  # type: ignore[union-attr]
+            if node is None:
+                raise _err(errno.ENOENT, old)
+            new_parent, new_name = self._parent(new)
+            if node.children is not None:
+                # A directory may not move below itself (rename("a", "a/b") is EINVAL on Linux).
+                old_parts, new_parts = _split(old), _split(new)
+                if new_parts[: len(old_parts)] == old_parts and new_parts != old_parts:
+                    raise _err(errno.EINVAL, new)
+            target = new_parent.children.get(new_name)  # type: ignore[union-attr]
+            if target is node:
+                return 0
+            if target is not None:
+                if node.children is not None and target.children is None:
+                    raise _err(errno.ENOTDIR, new)
+                if node.children is None and target.children is not None:
+                    raise _err(errno.EISDIR, new)
+                if target.children:
+                    raise _err(errno.ENOTEMPTY, new)
+                if target.children is not None:
+                    new_parent.nlink -= 1
+                target.nlink = 0
+            del old_parent.children[old_name]  # type: ignore[union-attr]
+            new_parent.children[new_name] = node  # type: ignore[index]
+            if node.children is not None and old_parent is not new_parent:
+                old_parent.nlink -= 1
+                new_parent.nlink += 1
+            now = time.time_ns()
+            old_parent.mtime = old_parent.ctime = new_parent.mtime = new_parent.ctime = now
+            node.ctime = now
+        return 0
+
+
+class PassthroughFS:
+    """Every operation forwarded to the same path under ``backing`` (a real directory).
+
+    Handles are real file descriptors of the backing files. Thread safety comes from the kernel:
+    each method is one or a few system calls on paths or descriptors, with no shared Python state.
+    """
+
+    use_ns = True
+
+    def __init__(self, backing: Path) -> None:
+        self.backing = os.path.realpath(backing)
+        if not os.path.isdir(self.backing):
+            raise NotADirectoryError(errno.ENOTDIR, "backing directory does not exist", str(backing))
+
+    def _full(self, path: str | None) -> str:
+        if path is None:
+            raise _err(errno.EBADF)
+        _split(path)
+        # Paths from the kernel are absolute and normalized ('..' never reaches us), so joining
+        # cannot escape the backing directory.
+        return self.backing + path if path != "/" else self.backing
+
+    def getattr(self, path: str | None, fh: int | None = None) -> dict[str, int]:
+        s = os.fstat(fh) if fh else os.lstat(self._full(path))
+        return {
+            "st_mode": s.st_mode,
+            "st_ino": s.st_ino,
+            "st_nlink": s.st_nlink,
+            "st_uid": s.st_uid,
+            "st_gid": s.st_gid,
+            "st_size": s.st_size,
+            "st_blocks": s.st_blocks,
+            "st_blksize": s.st_blksize,
+            "st_atime": s.st_atime_ns,
+            "st_mtime": s.st_mtime_ns,
+            "st_ctime": s.st_ctime_ns,
+        }
+
+    def access(self, path: str, amode: int) -> int:
+        if not os.access(self._full(path), amode):
+            raise _err(errno.EACCES, path)
+        return 0
+
+    def chmod(self, path: str | None, mode: int) -> int:
+        os.chmod(self._full(path), st.S_IMODE(mode))
+        return 0
+
+    def chown(self, path: str | None, uid: int, gid: int) -> int:
+        os.chown(self._full(path), uid, gid)
+        return 0
+
+    def utimens(self, path: str | None, times: tuple[int, int] | None = None) -> int:
+        if times is None:
+            os.utime(self._full(path))
+            return 0
+        cur = os.lstat(self._full(path))
+        now = time.time_ns()
+
+        def pick(value: int, current: int) -> int:
+            rem = value % 1_000_000_000
+            if rem == _UTIME_OMIT_REM:
+                return current
+            return now if rem == _UTIME_NOW_REM else int(value)
+
+        os.utime(self._full(path), ns=(pick(times[0], cur.st_atime_ns), pick(times[1], cur.st_mtime_ns)))
+        return 0
+
+    def statfs(self, path: str) -> dict[str, int]:
+        v = os.statvfs(self._full(path))
+        keys = ("f_bsize", "f_frsize", "f_blocks", "f_bfree", "f_bavail", "f_files", "f_ffree", "f_namemax")
+        return {k: getattr(v, k) for k in keys}
+
+    def mkdir(self, path: str, mode: int) -> int:
+        os.mkdir(self._full(path), mode)
+        return 0
+
+    def rmdir(self, path: str) -> int:
+        os.rmdir(self._full(path))
+        return 0
+
+    def opendir(self, path: str) -> int:
+        if not os.path.isdir(self._full(path)):
+            raise _err(errno.ENOTDIR if os.path.lexists(self._full(path)) else errno.ENOENT, path)
+        return 0
+
+    def readdir(self, path: str | None, fh: int | None) -> list[str]:
+        return [".", "..", *os.listdir(self._full(path or "/"))]
+
+    def releasedir(self, path: str | None, fh: int | None) -> int:
+        return 0
+
+    def create(self, path: str, mode: int, flags: int | None = None) -> int:
+        # fusepy (libfuse 2) does not pass the open flags to create; O_RDWR lets any later
+        # read or write through this handle succeed.
+        if flags is None:
+            flags = os.O_RDWR
+        return os.open(self._full(path), flags | os.O_CREAT, mode)
+
+    def open(self, path: str, flags: int) -> int:
+        return os.open(self._full(path), flags & ~os.O_CREAT)
+
+    def read(self, path: str | None, size: int, offset: int, fh: int | None) -> bytes:
+        return os.pread(fh, size, offset) if fh else b""
+
+    def write(self, path: str | None, data: bytes, offset: int, fh: int | None) -> int:
+        if not fh:
+            raise _err(errno.EBADF, path)
+        return os.pwrite(fh, data, offset)
+
+    def truncate(self, path: str | None, length: int, fh: int | None = None) -> int:
+        if fh:
+            os.ftruncate(fh, length)
+        else:
+            os.truncate(self._full(path), length)
+        return 0
+
+    def flush(self, path: str | None, fh: int | None) -> int:
+        return 0
+
+    def fsync(self, path: str | None, datasync: int, fh: int | None) -> int:
+        if fh:
+            (os.fdatasync if datasync else os.fsync)(fh)
+        return 0
+
+    def release(self, path: str | None, fh: int | None) -> int:
+        if fh:
+            os.close(fh)
+        return 0
+
+    def unlink(self, path: str) -> int:
+        os.unlink(self._full(path))
+        return 0
+
+    def rename(self, old: str, new: str) -> int:
+        os.rename(self._full(old), self._full(new))
+        return 0
+
+
+def make_fs(mode: str, backing: Path | None = None) -> Any:
+    """Build the filesystem object for ``mode`` ('memory' or 'passthrough' over ``backing``)."""
+    if mode == "memory":
+        return MemoryFS()
+    if mode == "passthrough":
+        if backing is None:
+            raise ValueError("passthrough mode needs a backing directory")
+        return PassthroughFS(backing)
+    raise ValueError(f"unknown filesystem mode {mode!r}; use 'memory' or 'passthrough'")

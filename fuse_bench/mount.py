@@ -1,0 +1,359 @@
+"""Mounting the test filesystem: availability probe, mount in a child process, unmount, clean-up.
+
+* :func:`probe` says whether FUSE can be used here, and if not, exactly why (one line).
+* :class:`Mount` starts ``python -m fuse_bench.serve`` in a child process, returns once the mount
+  is live, and unmounts with ``fusermount -u`` (then a lazy ``-uz``) before killing the child.
+* :func:`cleanup_stale` unmounts raybench mounts whose filesystem process is gone (killed).
+* :func:`private_mountpoint` makes a fresh mountpoint inside a new 0700 folder.
+
+A raybench mount is recognised in ``/proc/self/mountinfo`` by its type ``fuse.raybench`` and its
+source ``raybench-<pid>``, where pid is the filesystem process. No mount uses ``allow_other``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes.util
+import errno
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from fuse_bench.serve import FSNAME_PREFIX, SUBTYPE, fusermount_for
+from raybench.errors import FuseUnavailable, UsageError
+
+BACKENDS = ("fusepy", "mfusepy")
+MODES = ("memory", "passthrough")
+#: Seconds to wait for ``fusermount -u`` before trying the lazy unmount.
+UNMOUNT_TIMEOUT_S = 10.0
+#: Seconds the filesystem process gets to exit after its mount is gone, before SIGKILL.
+EXIT_GRACE_S = 5.0
+_POLL_S = 0.01
+
+
+def probe(backend: str = "fusepy") -> str | None:
+    """None when FUSE can be used with ``backend``; otherwise the precise reason, in one line.
+
+    Checks, in order: Linux, ``/dev/fuse`` present, ``/dev/fuse`` openable read-write, the libfuse
+    shared library (libfuse.so.2 for fusepy, libfuse3.so.3 for mfusepy), the fusermount helper,
+    the Python binding. It does not mount anything, so it is cheap (well under a millisecond).
+    """
+    if backend not in BACKENDS:
+        return f"unknown FUSE backend {backend!r}; use one of {', '.join(BACKENDS)}"
+    if not sys.platform.startswith("linux"):
+        return f"FUSE mounts are supported on Linux only (this is {sys.platform})"
+    if not os.path.exists("/dev/fuse"):
+        return "no /dev/fuse (load the fuse kernel module, or start the container with --device /dev/fuse)"
+    try:
+        fd = os.open("/dev/fuse", os.O_RDWR)
+    except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            return "permission denied on /dev/fuse (add the user to the 'fuse' group or run as root)"
+        return f"cannot open /dev/fuse: {exc.strerror}"
+    os.close(fd)
+    if backend == "fusepy":
+        if not os.environ.get("FUSE_LIBRARY_PATH") and not ctypes.util.find_library("fuse"):
+            return "libfuse.so.2 not found (install libfuse2: apt-get install libfuse2)"
+        helper, package, module = "fusermount", "fusepy", "fuse"
+    else:
+        if not os.environ.get("FUSE_LIBRARY_PATH") and not ctypes.util.find_library("fuse3"):
+            return "libfuse3.so.3 not found (install libfuse3: apt-get install fuse3)"
+        helper, package, module = "fusermount3", "mfusepy", "mfusepy"
+    if shutil.which(helper) is None:
+        return f"no {helper} on PATH (install {'fuse' if helper == 'fusermount' else 'fuse3'})"
+    if importlib.util.find_spec(module) is None:
+        return f"the Python package {package} is not installed (pip install {package})"
+    return None
+
+
+def private_mountpoint(prefix: str = "raybench-fuse-") -> Path:
+    """A new, empty mountpoint ``<tmp>/<prefix>XXXX/mnt`` inside a fresh 0700 folder."""
+    base = Path(tempfile.mkdtemp(prefix=prefix))  # mkdtemp creates it 0700
+    mnt = base / "mnt"
+    mnt.mkdir(mode=0o700)
+    return mnt
+
+
+@dataclass(frozen=True)
+class MountEntry:
+    """One line of ``/proc/self/mountinfo``, the parts raybench needs."""
+
+    mountpoint: str
+    fstype: str
+    source: str
+
+    @property
+    def server_pid(self) -> int | None:
+        """The filesystem process's pid encoded in the source, for raybench mounts."""
+        if self.source.startswith(FSNAME_PREFIX):
+            with contextlib.suppress(ValueError):
+                return int(self.source[len(FSNAME_PREFIX) :])
+        return None
+
+
+def _unescape(field: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as \ooo octal.
+    return field.encode().decode("unicode_escape").encode("latin-1").decode("utf-8", "surrogateescape")
+
+
+def mounts() -> list[MountEntry]:
+    """The mounts visible to this process (reading mountinfo never blocks on a dead FUSE mount)."""
+    out = []
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as fh:
+        for line in fh:
+            left, _, right = line.partition(" - ")
+            fields, rfields = left.split(), right.split()
+            if len(fields) >= 5 and len(rfields) >= 2:
+                out.append(MountEntry(_unescape(fields[4]), rfields[0], _unescape(rfields[1])))
+    return out
+
+
+def raybench_mounts() -> list[MountEntry]:
+    """Every raybench FUSE mount currently visible."""
+    return [m for m in mounts() if m.fstype == f"fuse.{SUBTYPE}"]
+
+
+def _server_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            cmdline = fh.read()
+    except OSError:
+        return False
+    # pid reuse: a live process with that pid must also be a raybench filesystem process
+    return b"fuse_bench.serve" in cmdline
+
+
+def _unmount(mountpoint: str, backend: str = "fusepy") -> bool:
+    """``fusermount -u``, then the lazy ``-uz``; True when the mountpoint is no longer mounted."""
+    helper = fusermount_for(backend)
+    for flag in ("-u", "-uz"):
+        try:
+            subprocess.run([helper, flag, mountpoint], capture_output=True, timeout=UNMOUNT_TIMEOUT_S)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if not any(m.mountpoint == mountpoint for m in raybench_mounts()):
+            return True
+    return False
+
+
+def cleanup_stale() -> list[str]:
+    """Unmount raybench mounts whose filesystem process is dead; return their mountpoints.
+
+    Mounts of live raybench filesystem processes (other runs, other users of this machine) are
+    left alone. A mountpoint folder left empty inside a ``raybench-fuse-*`` temporary folder is
+    removed too.
+    """
+    removed = []
+    for m in raybench_mounts():
+        pid = m.server_pid
+        if pid is not None and _server_alive(pid):
+            continue
+        if _unmount(m.mountpoint):
+            removed.append(m.mountpoint)
+            _remove_private_dir(Path(m.mountpoint))
+    return removed
+
+
+def _is_private(mnt: Path) -> bool:
+    """True for a mountpoint made by :func:`private_mountpoint`."""
+    return mnt.name == "mnt" and mnt.parent.name.startswith("raybench-fuse-")
+
+
+def _remove_private_dir(mnt: Path) -> None:
+    # rmdir only: a folder that is not empty (or still mounted) is never touched.
+    with contextlib.suppress(OSError):
+        mnt.rmdir()
+        if _is_private(mnt):
+            mnt.parent.rmdir()
+
+
+class Mount:
+    """One FUSE mount served by a child process.
+
+    Args:
+        mountpoint: an empty directory (created 0700 if missing); see :func:`private_mountpoint`.
+        backend: 'fusepy' (libfuse 2) or 'mfusepy' (libfuse 3).
+        mode: 'memory' (in-memory tree) or 'passthrough' (over ``backing``).
+        backing: the directory a passthrough mount forwards to.
+        attr_timeout, entry_timeout: kernel caching of attributes and names, in seconds. The
+            default 0 makes every stat and lookup cross FUSE.
+        multithreaded: libfuse's multithreaded loop (False: one thread, ``-s``).
+        direct_io: bypass the kernel page cache for file data.
+
+    ``start()`` returns only once the mount is live; ``stop()`` is idempotent and always leaves
+    the mountpoint unmounted. Use it as a context manager::
+
+        with Mount(private_mountpoint()) as m:
+            (m.mountpoint / "f").write_text("x")
+    """
+
+    def __init__(
+        self,
+        mountpoint: Path,
+        *,
+        backend: str = "fusepy",
+        mode: str = "memory",
+        backing: Path | None = None,
+        attr_timeout: float = 0.0,
+        entry_timeout: float = 0.0,
+        multithreaded: bool = True,
+        direct_io: bool = False,
+    ) -> None:
+        if backend not in BACKENDS:
+            raise UsageError(f"unknown FUSE backend {backend!r}; use one of {', '.join(BACKENDS)}")
+        if mode not in MODES:
+            raise UsageError(f"unknown filesystem mode {mode!r}; use one of {', '.join(MODES)}")
+        if mode == "passthrough" and (backing is None or not Path(backing).is_dir()):
+            raise UsageError(f"passthrough mode needs an existing backing directory (got {backing})")
+        if attr_timeout < 0 or entry_timeout < 0:
+            raise UsageError("attr_timeout and entry_timeout must be >= 0 seconds")
+        self.mountpoint = Path(mountpoint).absolute()
+        self.backend = backend
+        self.mode = mode
+        self.backing = Path(backing).absolute() if backing is not None else None
+        self.attr_timeout = float(attr_timeout)
+        self.entry_timeout = float(entry_timeout)
+        self.multithreaded = multithreaded
+        self.direct_io = direct_io
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log_path: Path | None = None
+        self._created_dir = False
+
+    @property
+    def pid(self) -> int | None:
+        """The filesystem process's pid (None before ``start``)."""
+        return self._proc.pid if self._proc is not None else None
+
+    def options(self) -> dict[str, object]:
+        """The mount's settings, for manifests and reports."""
+        return {
+            "backend": self.backend,
+            "mode": self.mode,
+            "attr_timeout": self.attr_timeout,
+            "entry_timeout": self.entry_timeout,
+            "multithreaded": self.multithreaded,
+            "direct_io": self.direct_io,
+        }
+
+    def is_mounted(self) -> bool:
+        """True while the kernel shows this process's raybench mount at the mountpoint."""
+        if self._proc is None:
+            return False
+        source = f"{FSNAME_PREFIX}{self._proc.pid}"
+        return any(m.mountpoint == str(self.mountpoint) and m.source == source for m in raybench_mounts())
+
+    def alive(self) -> bool:
+        """True while the filesystem process runs and its mount is live."""
+        return self._proc is not None and self._proc.poll() is None and self.is_mounted()
+
+    def start(self, timeout: float = 10.0) -> Mount:
+        """Mount and wait until the mount is live.
+
+        Raises:
+            FuseUnavailable: FUSE cannot be used (the probe's reason), or the filesystem process
+                failed or did not mount within ``timeout`` seconds (with the tail of its log).
+            UsageError: the mountpoint is not an empty directory or is already a mount.
+        """
+        if self._proc is not None:
+            raise RuntimeError("Mount.start() called twice")
+        reason = probe(self.backend)
+        if reason is not None:
+            raise FuseUnavailable(reason)
+        if not self.mountpoint.exists():
+            self.mountpoint.mkdir(mode=0o700, parents=True)
+            self._created_dir = True
+        elif not self.mountpoint.is_dir():
+            raise UsageError(f"mountpoint {self.mountpoint} is not a directory")
+        elif os.path.ismount(self.mountpoint) or any(os.scandir(self.mountpoint)):
+            raise UsageError(f"mountpoint {self.mountpoint} is not an empty, unmounted directory")
+        cmd = [sys.executable, "-m", "fuse_bench.serve", str(self.mountpoint), "--backend", self.backend]
+        cmd += ["--mode", self.mode, "--parent", str(os.getpid())]
+        cmd += ["--attr-timeout", repr(self.attr_timeout), "--entry-timeout", repr(self.entry_timeout)]
+        if self.backing is not None:
+            cmd += ["--backing", str(self.backing)]
+        if not self.multithreaded:
+            cmd.append("--single-threaded")
+        if self.direct_io:
+            cmd.append("--direct-io")
+        fd, log = tempfile.mkstemp(prefix="raybench-fuse-", suffix=".log")
+        self._log_path = Path(log)
+        env = dict(os.environ)
+        # The child must import this very fuse_bench, wherever the parent found it.
+        root = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        with os.fdopen(fd, "wb") as log_fh:
+            # Own session: a Ctrl-C aimed at the parent must not kill the filesystem before the
+            # parent has unmounted it.
+            self._proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=log_fh, stderr=log_fh, env=env, start_new_session=True
+            )
+        deadline = time.monotonic() + timeout
+        while not self.is_mounted():
+            if self._proc.poll() is not None:
+                tail = self.log_tail()
+                self.stop()
+                raise FuseUnavailable(f"the FUSE filesystem process exited before mounting: {tail}")
+            if time.monotonic() > deadline:
+                tail = self.log_tail()
+                self.stop()
+                raise FuseUnavailable(f"the FUSE mount was not live after {timeout:g}s: {tail}")
+            time.sleep(_POLL_S)
+        return self
+
+    def log_tail(self, lines: int = 3) -> str:
+        """The last lines of the filesystem process's log, joined into one line."""
+        if self._log_path is None:
+            return ""
+        try:
+            text = self._log_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return " | ".join(text[-lines:]) or "(no output)"
+
+    def stop(self) -> None:
+        """Unmount (``fusermount -u``, then ``-uz``), then end the filesystem process.
+
+        Safe to call at any time and more than once; never raises for an already dead process.
+        """
+        if self._proc is None:
+            return
+        if self.is_mounted():
+            _unmount(str(self.mountpoint), self.backend)
+        try:
+            self._proc.wait(timeout=EXIT_GRACE_S)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.send_signal(signal.SIGKILL)
+            self._proc.wait()
+        # A process killed before it unmounted leaves a dead mount ("transport endpoint is not
+        # connected"); it must go too.
+        if self.is_mounted():
+            _unmount(str(self.mountpoint), self.backend)
+        if self._created_dir or _is_private(self.mountpoint):
+            _remove_private_dir(self.mountpoint)
+        if self._log_path is not None:
+            with contextlib.suppress(OSError):
+                self._log_path.unlink()
+            self._log_path = None
+
+    def kill(self) -> None:
+        """SIGKILL the filesystem process without unmounting (for failure tests); stop() cleans up."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGKILL)
+            self._proc.wait()
+
+    def __enter__(self) -> Mount:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

@@ -1,0 +1,132 @@
+"""The filesystem process: ``python -m fuse_bench.serve [options] MOUNTPOINT``.
+
+Started by :class:`fuse_bench.mount.Mount`, never by hand in normal use. It builds the filesystem
+of :mod:`fuse_bench.fs`, loads the chosen binding (fusepy on libfuse 2, or mfusepy on libfuse 3)
+and runs libfuse's loop in the foreground until the mount goes away.
+
+The mount is recognisable in ``/proc/mounts`` by its type ``fuse.raybench`` and its source
+``raybench-<pid of this process>``; :func:`fuse_bench.mount.cleanup_stale` relies on both.
+
+A watchdog thread unmounts when the process that started this one dies, so a parent killed by
+SIGKILL does not leave a live mount behind that nobody will ever unmount.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from fuse_bench.fs import make_fs
+
+#: Mount type suffix (``fuse.<SUBTYPE>``) and source prefix that mark raybench mounts.
+SUBTYPE = "raybench"
+FSNAME_PREFIX = "raybench-"
+#: How often the watchdog checks that the parent is still there.
+WATCHDOG_INTERVAL_S = 0.5
+
+
+class _Dispatch:
+    """fusepy calls ``operations(name, *args)``; mfusepy calls methods directly. This adapter
+    gives fusepy the call operator while exposing the same methods, so one filesystem class
+    serves both bindings."""
+
+    def __init__(self, fs: Any) -> None:
+        self._fs = fs
+        self.use_ns = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fs, name)
+
+    def __call__(self, op: str, *args: Any) -> Any:
+        return getattr(self._fs, op)(*args)
+
+
+def fusermount_for(backend: str) -> str:
+    """The fusermount helper that matches the backend's libfuse major version."""
+    name = "fusermount3" if backend == "mfusepy" else "fusermount"
+    return shutil.which(name) or shutil.which("fusermount3") or shutil.which("fusermount") or name
+
+
+def _watch_parent(ppid: int, mountpoint: str, fusermount: str) -> None:
+    while True:
+        time.sleep(WATCHDOG_INTERVAL_S)
+        if os.getppid() != ppid:
+            print(f"fuse_bench.serve: parent {ppid} is gone; unmounting {mountpoint}", file=sys.stderr)
+            for flag in ("-u", "-uz"):
+                if subprocess.run([fusermount, flag, mountpoint], capture_output=True).returncode == 0:
+                    return
+            os._exit(1)
+
+
+def load_binding(backend: str) -> Any:
+    """Import the FUSE binding module for ``backend`` ('fusepy' or 'mfusepy')."""
+    if backend == "mfusepy":
+        # mfusepy prefers libfuse 2 when both are installed; ask for libfuse 3 explicitly (unless
+        # the user pinned a library path), since measuring libfuse 3 is the point of this backend.
+        if "FUSE_LIBRARY_PATH" not in os.environ:
+            os.environ.setdefault("FUSE_LIBRARY_NAME", "fuse3")
+        import mfusepy
+
+        return mfusepy
+    if backend == "fusepy":
+        import fuse
+
+        return fuse
+    raise ValueError(f"unknown FUSE backend {backend!r}; use 'fusepy' or 'mfusepy'")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m fuse_bench.serve")
+    p.add_argument("mountpoint")
+    p.add_argument("--backend", default="fusepy", choices=("fusepy", "mfusepy"))
+    p.add_argument("--mode", default="memory", choices=("memory", "passthrough"))
+    p.add_argument("--backing", default=None)
+    p.add_argument("--attr-timeout", type=float, default=0.0)
+    p.add_argument("--entry-timeout", type=float, default=0.0)
+    p.add_argument("--single-threaded", action="store_true")
+    p.add_argument("--direct-io", action="store_true")
+    p.add_argument("--parent", type=int, default=None, help="pid whose death triggers an unmount")
+    args = p.parse_args(argv)
+
+    fs = make_fs(args.mode, Path(args.backing) if args.backing else None)
+    binding = load_binding(args.backend)
+    ops = _Dispatch(fs) if args.backend == "fusepy" else fs
+    lib = getattr(binding, "_libfuse_path", None) or getattr(getattr(binding, "_libfuse", None), "_name", "?")
+    print(f"fuse_bench.serve: pid={os.getpid()} backend={args.backend} lib={lib}", file=sys.stderr, flush=True)
+
+    if args.parent:
+        threading.Thread(
+            target=_watch_parent,
+            args=(args.parent, args.mountpoint, fusermount_for(args.backend)),
+            daemon=True,
+            name="parent-watchdog",
+        ).start()
+
+    options: dict[str, Any] = {
+        "foreground": True,
+        "nothreads": args.single_threaded,
+        "fsname": f"{FSNAME_PREFIX}{os.getpid()}",
+        "subtype": SUBTYPE,
+        # 0 by default so that every stat/lookup really crosses FUSE (the kernel caches nothing).
+        "attr_timeout": args.attr_timeout,
+        "entry_timeout": args.entry_timeout,
+        "negative_timeout": 0,
+        # unlink/rename of open files go straight to the filesystem (no .fuse_hidden files), so
+        # readdir shows exactly what the workload created.
+        "hard_remove": True,
+    }
+    if args.direct_io:
+        options["direct_io"] = True
+    binding.FUSE(ops, args.mountpoint, **options)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
