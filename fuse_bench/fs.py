@@ -97,6 +97,11 @@ class MemoryFS:
     """
 
     use_ns = True
+    # Operations on an open file are served by handle, never by path: libfuse may then skip
+    # computing the path (cheaper) and keeps calling us for files unlinked while open.
+    flag_nullpath_ok = True
+    flag_nopath = True
+    flag_utime_omit_ok = True
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -231,19 +236,22 @@ class MemoryFS:
 
     def opendir(self, path: str) -> int:
         with self._lock:
-            if self._lookup(path).children is None:
+            node = self._lookup(path)
+            if node.children is None:
                 raise _err(errno.ENOTDIR, path)
-        return 0
+            fh = next(self._fhs)
+            self._handles[fh] = (node, os.O_RDONLY)
+            return fh
 
     def readdir(self, path: str | None, fh: int | None) -> list[str]:
         with self._lock:
-            node = self._lookup(path or "/")
+            node = self._node_of(path, fh)
             if node.children is None:
                 raise _err(errno.ENOTDIR, path)
             return [".", "..", *node.children]
 
     def releasedir(self, path: str | None, fh: int | None) -> int:
-        return 0
+        return self.release(path, fh)
 
     # -- files ------------------------------------------------------------------------------------
 
@@ -383,6 +391,11 @@ class PassthroughFS:
     """
 
     use_ns = True
+    # Operations on an open file are served by handle, never by path: libfuse may then skip
+    # computing the path (cheaper) and keeps calling us for files unlinked while open.
+    flag_nullpath_ok = True
+    flag_nopath = True
+    flag_utime_omit_ok = True
 
     def __init__(self, backing: Path) -> None:
         self.backing = os.path.realpath(backing)
@@ -456,14 +469,14 @@ class PassthroughFS:
         return 0
 
     def opendir(self, path: str) -> int:
-        if not os.path.isdir(self._full(path)):
-            raise _err(errno.ENOTDIR if os.path.lexists(self._full(path)) else errno.ENOENT, path)
-        return 0
+        return os.open(self._full(path), os.O_RDONLY | os.O_DIRECTORY)
 
     def readdir(self, path: str | None, fh: int | None) -> list[str]:
-        return [".", "..", *os.listdir(self._full(path or "/"))]
+        return [".", "..", *os.listdir(fh if fh else self._full(path))]
 
     def releasedir(self, path: str | None, fh: int | None) -> int:
+        if fh:
+            os.close(fh)
         return 0
 
     def create(self, path: str, mode: int, flags: int | None = None) -> int:

@@ -48,11 +48,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fuse_bench.summary import compare_table, format_compare
 from raybench.errors import RuntimeFailure, UsageError, nearest
 from raybench.schema import schema
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+__all__ = [
+    "DEFAULT_MIX",
+    "OPS",
+    "TARGETS",
+    "Workload",
+    "compare_table",
+    "format_compare",
+    "parse_mix",
+    "run_workload",
+]
 
 OPS = ("stat", "read", "write", "create", "unlink", "readdir", "rename", "fsync")
 TARGETS = ("fuse", "native")

@@ -40,6 +40,9 @@ class _Dispatch:
     def __init__(self, fs: Any) -> None:
         self._fs = fs
         self.use_ns = True
+        self.flag_nullpath_ok = getattr(fs, "flag_nullpath_ok", False)
+        self.flag_nopath = getattr(fs, "flag_nopath", False)
+        self.flag_utime_omit_ok = getattr(fs, "flag_utime_omit_ok", False)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._fs, name)

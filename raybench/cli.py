@@ -21,6 +21,8 @@ COMMANDS: dict[str, str] = {
     "run": "raybench.commands.run:run",
     "smoke": "raybench.commands.run:smoke",
     "show": "raybench.commands.show:command",
+    "fuse": "raybench.commands.fuse:command",
+    "sla": "raybench.commands.sla:command",
 }
 
 
