@@ -1,0 +1,117 @@
+"""Mounting: probe, start/stop, failures, stale mounts after SIGKILL (real mounts, no mocks)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from fuse_fixtures import assert_unmounted, backend, mounted, require_fuse
+
+from fuse_bench.mount import Mount, cleanup_stale, private_mountpoint, probe, raybench_mounts
+from raybench.errors import UsageError
+
+__all__ = ["backend", "mounted"]
+
+
+def test_probe_names_unknown_backend() -> None:
+    assert "unknown FUSE backend" in (probe("nope") or "")
+
+
+def test_probe_reason_without_fusermount(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A real condition, not a mock: no helper binary on PATH.
+    monkeypatch.setenv("PATH", "/nonexistent")
+    reason = probe("fusepy")
+    assert reason is not None
+    assert "fusermount" in reason or "/dev/fuse" in reason or "libfuse" in reason
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(UsageError):
+        Mount(Path("/tmp/x"), backend="nope")
+    with pytest.raises(UsageError):
+        Mount(Path("/tmp/x"), mode="passthrough", backing=None)
+
+
+@pytest.mark.fuse
+def test_start_stop_leaves_nothing(mounted: Mount) -> None:
+    assert mounted.alive()
+    assert mounted.pid is not None
+    (mounted.mountpoint / "f").write_text("x")
+    mounted.stop()
+    assert not mounted.alive()
+    assert_unmounted(mounted.mountpoint)
+    assert not mounted.mountpoint.exists()  # the private folder is gone too
+    mounted.stop()  # idempotent
+
+
+@pytest.mark.fuse
+def test_refuses_non_empty_mountpoint(tmp_path: Path) -> None:
+    require_fuse()
+    (tmp_path / "junk").write_text("x")
+    with pytest.raises(UsageError):
+        Mount(tmp_path).start()
+
+
+@pytest.mark.fuse
+def test_options_reach_the_mount() -> None:
+    require_fuse()
+    with Mount(private_mountpoint(), attr_timeout=1.0, entry_timeout=1.0, multithreaded=False, direct_io=True) as m:
+        (m.mountpoint / "f").write_bytes(b"abc")
+        assert (m.mountpoint / "f").read_bytes() == b"abc"
+        assert m.options()["direct_io"] is True
+    assert_unmounted(m.mountpoint)
+
+
+@pytest.mark.fuse
+def test_killed_filesystem_is_cleaned_up(backend: str) -> None:
+    m = Mount(private_mountpoint(), backend=backend).start()
+    try:
+        m.kill()
+        # The kernel keeps a dead mount: access fails at once, it does not hang.
+        with pytest.raises(OSError):
+            os.stat(m.mountpoint / "x")
+        assert any(e.mountpoint == str(m.mountpoint) for e in raybench_mounts())
+        removed = cleanup_stale()
+        assert str(m.mountpoint) in removed
+    finally:
+        m.stop()
+    assert_unmounted(m.mountpoint)
+
+
+_ORPHAN = """
+import sys, time
+from fuse_bench.mount import Mount, private_mountpoint
+m = Mount(private_mountpoint(), backend=sys.argv[1]).start()
+print(m.mountpoint, flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.fuse
+def test_parent_killed_mount_goes_away() -> None:
+    """The owner of a mount dies by SIGKILL: its filesystem process unmounts by itself."""
+    require_fuse()
+    owner = subprocess.Popen([sys.executable, "-c", _ORPHAN, "fusepy"], stdout=subprocess.PIPE, text=True)
+    mountpoint = None
+    try:
+        mountpoint = owner.stdout.readline().strip()  # type: ignore[union-attr]
+        assert any(e.mountpoint == mountpoint for e in raybench_mounts())
+        owner.send_signal(signal.SIGKILL)
+        owner.wait()
+        deadline = time.monotonic() + 10
+        while any(e.mountpoint == mountpoint for e in raybench_mounts()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert_unmounted(Path(mountpoint))
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.wait()
+        if mountpoint:
+            for e in raybench_mounts():
+                if e.mountpoint == mountpoint:
+                    subprocess.run(["fusermount", "-uz", mountpoint], check=False)
