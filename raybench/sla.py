@@ -40,6 +40,8 @@ from raybench.thresholds import Observation, Threshold
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from raybench.sla_config import SlaConfig
+
 #: Defaults of the ``lighthouse`` preset (issue 4).
 LIGHTHOUSE_THRESHOLDS: tuple[str, ...] = (
     "share(latency<100ms){escalated=false}>=99%",
@@ -474,3 +476,10 @@ def evaluate_run(
     rows = mon.finalize(requests, resources)
     violations.extend(mon.late_violations)
     return rows, violations
+
+
+def parse_config(table: Mapping[str, Any], **kwargs: Any) -> SlaConfig:
+    """Validate a scenario's ``[sla]`` table: :func:`raybench.sla_config.parse_sla_config`."""
+    from raybench.sla_config import parse_sla_config
+
+    return parse_sla_config(table, **kwargs)

@@ -1,0 +1,129 @@
+"""``raybench sla RUN``: re-evaluate SLA thresholds offline from a run folder's files.
+
+Thresholds and monitor settings default to those recorded in the run's manifest
+(``manifest["scenario"]["sla"]``); ``--sla`` replaces the thresholds, ``--window`` the window. The
+verdicts come from :func:`raybench.sla.evaluate_run`, the same code the live monitor runs. Nothing is
+written into the run folder unless ``--write`` (then ``sla.arrow``, atomically).
+
+Exit code: 0 every threshold passes, 1 any fails (no data is a failure), 2 bad expression or folder.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import click
+
+from raybench.errors import ResultsError, ScenarioError, UsageError
+
+_JUDGING_KEYS = ("thresholds", "window", "initial_delay", "grace_windows", "counting", "settle_windows")
+
+
+def _fmt(value: float | None, th: Any) -> str:
+    from raybench.units import format_ms
+
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if th.metric in ("percentile", "mean", "min", "max"):
+        return format_ms(value)
+    if th.metric == "throughput" and not th.relative:
+        return f"{value:.1f}/s"
+    return f"{value * 100:.3g}%"
+
+
+def format_table(rows: list[dict[str, Any]], thresholds: Any) -> list[str]:
+    """Lines of the verdict table (one row per threshold), for printing."""
+    by_id = {t.id: t for t in thresholds}
+    header = ("threshold", "observed", "target", "verdict", "windows failed", "count")
+    body = []
+    for r in rows:
+        th = by_id[r["id"]]
+        if r["cumulative_passed"] is None:
+            verdict = "NO DATA"
+        elif r["passed"]:
+            verdict = "pass"
+        elif r["violated"] and r["cumulative_passed"]:
+            verdict = "FAIL (windows)"
+        else:
+            verdict = "FAIL"
+        body.append(
+            (
+                r["id"],
+                _fmt(r["observed"], th),
+                f"{th.op} {_fmt(r['target'], th)}",
+                verdict,
+                f"{r['windows_failed']}/{r['windows_total']}",
+                str(r["count"]),
+            )
+        )
+    widths = [max(len(x[i]) for x in [header, *body]) for i in range(len(header))]
+    return ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in [header, *body]]
+
+
+@click.command("sla")
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--sla", "exprs", multiple=True, metavar="EXPR", help="Threshold, e.g. 'p99<100ms' (repeatable).")
+@click.option("--window", default=None, metavar="DURATION", help="Window length (default: the run's, else 30s).")
+@click.option("--write", is_flag=True, help="Write sla.arrow into the run folder (atomically).")
+@click.pass_context
+def command(ctx: click.Context, run: Path, exprs: tuple[str, ...], window: str | None, write: bool) -> None:
+    """Re-evaluate SLA thresholds of a finished run from its files."""
+    import pyarrow as pa
+
+    from raybench import schema, sla, store
+    from raybench.sla_config import parse_sla_config
+    from raybench.thresholds import parse_thresholds
+    from raybench.units import parse_duration
+
+    manifest = store.load_manifest(run)
+    recorded = (manifest.get("scenario") or {}).get("sla") or {}
+    if not isinstance(recorded, dict):
+        raise ResultsError(f"{run}: manifest scenario.sla is not a table")
+    # Only what judges a window matters here; alerts, rollback and actions are the live run's.
+    judging = {k: recorded[k] for k in _JUDGING_KEYS if k in recorded}
+    try:
+        cfg = parse_sla_config(judging, resolve_secrets=False, where="manifest scenario.sla")
+    except ScenarioError as exc:
+        raise ResultsError(f"{run}: {exc}") from None
+    thresholds = parse_thresholds(list(exprs)) if exprs else cfg.thresholds
+    if not thresholds:
+        raise UsageError(f"{run} records no SLA thresholds; give some with --sla 'p99<100ms'")
+    window_s = cfg.window_s
+    if window is not None:
+        try:
+            window_s = parse_duration(window)
+        except ValueError as exc:
+            raise UsageError(f"--window: {exc}") from None
+        if window_s <= 0:
+            raise UsageError("--window must be > 0")
+    t0 = manifest.get("load_start_ns")
+    if not isinstance(t0, int):
+        raise ResultsError(f"{run}: manifest has no load_start_ns (the load start, UTC ns)")
+    end = manifest.get("load_end_ns")
+    requests = store.read_table(run, "requests")
+    resources = store.read_table(run, "resources")
+    rows, _violations = sla.evaluate_run(
+        thresholds,
+        requests,
+        resources,
+        t0_ns=t0,
+        window_s=window_s,
+        end_ns=end if isinstance(end, int) else None,
+        initial_delay_s=cfg.initial_delay_s,
+        grace_windows=cfg.grace_windows,
+        counting=cfg.counting,
+        settle_windows=cfg.settle_windows,
+        run_id=str(manifest.get("run_id", "")),
+    )
+    for line in format_table(rows, thresholds):
+        click.echo(line)
+    if write:
+        names = schema.column_names("sla")
+        data = pa.Table.from_pylist([{k: r[k] for k in names} for r in rows], schema=schema.schema("sla", final=False))
+        store.write_table(run, "sla", data)
+        click.echo(f"wrote {Path(run) / 'sla.arrow'}")
+    failed = sum(1 for r in rows if not r["passed"])
+    click.echo(f"{len(rows) - failed}/{len(rows)} thresholds pass")
+    ctx.exit(1 if failed else 0)
