@@ -173,3 +173,36 @@ def detect(
         change = (m1 - m0) / abs(m0) if m0 != 0 else (0.0 if m1 == 0 else math.copysign(math.inf, m1))
         out.append(ChangePoint(idx, found[idx], m0, m1, change))
     return out
+
+
+def format_history(
+    metric: str, run_ids: list[str], values: list[float], points: list[ChangePoint], fmt: Any = str
+) -> list[str]:
+    """Lines showing a metric per run and the detected change points.
+
+    Args:
+        metric: the metric's name, for the header.
+        run_ids: run ids in series order.
+        values: the metric per run (NaN: the run has no data for it; it was left out of detection).
+        points: change points whose ``index`` is into ``values``.
+        fmt: formats one value.
+    """
+    starts = {p.index: p for p in points}
+    lines = [f"{metric}: {len(run_ids)} runs"]
+    width = max(len(r) for r in run_ids) if run_ids else 0
+    prev = math.nan
+    for i, (run_id, value) in enumerate(zip(run_ids, values, strict=True)):
+        step = "" if math.isnan(prev) or math.isnan(value) or prev == 0 else f"{(value - prev) / abs(prev):+.1%}"
+        mark = "  <- shift begins" if i in starts else ""
+        shown = fmt(value) if not math.isnan(value) else "-"
+        lines.append(f"  {run_id.ljust(width)}  {shown:>10}  {step:>7}{mark}".rstrip())
+        if not math.isnan(value):
+            prev = value
+    if not points:
+        lines.append("no change point")
+    for p in points:
+        lines.append(
+            f"change point at run {run_ids[p.index]} (#{p.index}): mean {fmt(p.mean_before)} -> "
+            f"{fmt(p.mean_after)} ({p.change:+.1%}), p={p.p_value:.3g}"
+        )
+    return lines

@@ -23,6 +23,9 @@ COMMANDS: dict[str, str] = {
     "show": "raybench.commands.show:command",
     "fuse": "raybench.commands.fuse:command",
     "sla": "raybench.commands.sla:command",
+    "compare": "raybench.commands.compare:command",
+    "baseline": "raybench.commands.baseline:command",
+    "history": "raybench.commands.history:command",
 }
 
 

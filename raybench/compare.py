@@ -400,7 +400,7 @@ def format_comparison(comp: Comparison, *, all_rows: bool = False) -> list[str]:
         f"{cfg.confidence:.0%} CI from {cfg.bootstrap} window-bootstrap replicates)"
     ]
     if comp.scenario_diff:
-        lines.append(f"warning: the runs are of different scenarios ({len(comp.scenario_diff)} keys differ):")
+        lines.append(f"warning: the runs are of different scenarios; what differs ({len(comp.scenario_diff)}):")
         lines += [f"  {d}" for d in comp.scenario_diff]
     header = ("scope", "metric", "baseline", "current", "change", "95% CI", "p (Holm)", "verdict")
     table = [header]

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from raybench import stats
-from raybench.errors import ResultsError
+from raybench.errors import ResultsError, UsageError, nearest
 from raybench.store import load_manifest, read_table
 
 #: Default window length in seconds.
@@ -300,3 +300,17 @@ def sample(run: RunData, metric: str, scope: str = "all") -> Sample:
 def metric_value(run: RunData, metric: str, scope: str = "all") -> float:
     """The value of ``metric`` over the whole run for ``scope`` (NaN without data)."""
     return sample(run, metric, scope).point()
+
+
+def resolve_metric(name: str) -> Metric:
+    """The :class:`Metric` called ``name``, accepting short forms (``p99`` for ``p99_ms``).
+
+    Raises:
+        UsageError: no such metric (the message lists them and suggests the nearest).
+    """
+    key = name.strip().lower()
+    for candidate in (key, f"{key}_ms", f"{key}_rps"):
+        if candidate in _BY_NAME:
+            return _BY_NAME[candidate]
+    short = [m.name.removesuffix("_ms").removesuffix("_rps") for m in METRICS]
+    raise UsageError(f"--metric {name!r} is not a metric{nearest(key, short)}; use one of: {', '.join(short)}")
