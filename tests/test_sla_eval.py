@@ -176,6 +176,7 @@ _samples = st.lists(_lat, min_size=1, max_size=60)
 _q = st.sampled_from([1.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.9, 100.0])
 
 
+@settings(deadline=None)  # timing is not what is tested here
 @given(_samples, _q, _q)
 def test_percentile_is_monotone_in_q(values, q1, q2):
     lo, hi = sorted((q1, q2))
@@ -186,6 +187,7 @@ def test_percentile_is_monotone_in_q(values, q1, q2):
     assert a in values and b in values  # nearest rank: a measured value
 
 
+@settings(deadline=None)  # timing is not what is tested here
 @given(_samples, _q, st.one_of(_lat, st.integers(0, 59)))
 def test_share_and_percentile_agree_nearest_rank(values, q, x):
     if isinstance(x, int):
@@ -210,7 +212,7 @@ _EXPRS = [
 ]
 
 
-@settings(max_examples=150)
+@settings(max_examples=150, deadline=None)  # timing is not what is tested here
 @given(
     _samples,
     _samples,
@@ -235,6 +237,7 @@ def test_union_verdict_implied_by_subsets(a, b, template, q, x, errs, r):
         assert union == pa_, (expr, pa_, pb, union)
 
 
+@settings(deadline=None)  # timing is not what is tested here
 @given(st.lists(st.integers(-2 * S, 20 * S), max_size=80), st.sampled_from([0.25, 1.0, 3.0]))
 def test_split_windows_puts_each_row_in_exactly_its_window(offsets, window_s):
     t = synth.requests([1.0] * len(offsets), ends_ns=[T0_NS + o for o in offsets])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from raybench.errors import ThresholdError, UsageError
@@ -134,6 +134,7 @@ def test_non_string_refused():
 _values = st.from_regex(r"[a-z][a-z0-9_-]{0,8}", fullmatch=True)
 
 
+@settings(deadline=None)  # timing is not what is tested here
 @given(
     q=st.sampled_from(["50", "90", "99", "99.9", "99.99", "100"]),
     op=st.sampled_from(["<", "<=", ">", ">="]),
