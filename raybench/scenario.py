@@ -60,7 +60,16 @@ _SPEC: dict[str, Any] = {
         "batch_max_ops": None,
         "batch_interval": None,
     },
-    "fuse": {"mode": None, "backend": None, "file_bytes": None, "probe_workers": None},
+    "fuse": {
+        "mode": None,
+        "backend": None,
+        "file_bytes": None,
+        "probe_workers": None,
+        "direct_io": None,
+        "attr_timeout": None,
+        "entry_timeout": None,
+        "open_per_request": None,
+    },
     "regions": None,
     "sla": None,
     "faults": None,
@@ -161,6 +170,10 @@ class Scenario:
     fuse_backend: str
     file_bytes: int
     fuse_probe_workers: int
+    fuse_direct_io: bool  # every read and write reaches the filesystem (no page cache)
+    fuse_attr_timeout_s: float  # kernel caching of attributes / names (0: every stat crosses FUSE)
+    fuse_entry_timeout_s: float
+    fuse_open_per_request: bool  # open+close the file in every request (else a cached handle)
     regions: tuple[Region, ...]
     sla: Mapping[str, Any]
     faults: tuple[Fault, ...]
@@ -231,6 +244,10 @@ class Scenario:
                 "backend": self.fuse_backend,
                 "file_bytes": self.file_bytes,
                 "probe_workers": self.fuse_probe_workers,
+                "direct_io": self.fuse_direct_io,
+                "attr_timeout": f"{self.fuse_attr_timeout_s}s",
+                "entry_timeout": f"{self.fuse_entry_timeout_s}s",
+                "open_per_request": self.fuse_open_per_request,
             },
             "regions": [
                 {"name": r.name, "weight": r.weight, "utc_offset": r.utc_offset, "rtt": r.rtt.to_dict()}
@@ -608,6 +625,10 @@ def _build(raw: Mapping[str, Any]) -> Scenario:
         fuse_backend=_choice(fuse, "backend", "fusepy", FUSE_BACKENDS, "fuse"),
         file_bytes=_int(fuse, "file_bytes", 4096, "fuse", minimum=0),
         fuse_probe_workers=_int(fuse, "probe_workers", 0, "fuse", minimum=0),
+        fuse_direct_io=_bool(fuse, "direct_io", True, "fuse"),
+        fuse_attr_timeout_s=_dur(fuse, "attr_timeout", "0s", "fuse", positive=False),
+        fuse_entry_timeout_s=_dur(fuse, "entry_timeout", "0s", "fuse", positive=False),
+        fuse_open_per_request=_bool(fuse, "open_per_request", False, "fuse"),
         regions=_regions(raw.get("regions")),
         sla=_sla(raw.get("sla")),
         faults=_faults(raw.get("faults"), duration),

@@ -1,0 +1,422 @@
+"""AgentHost: one async Ray actor running many simulated agents as coroutines.
+
+Timing model (see DESIGN "Rules of measurement"):
+
+* Open loop (default). One dispatcher coroutine per host keeps every agent's next *intended*
+  start time in a heap, sleeps until the earliest, and starts each due request as its own task —
+  whether or not that agent's previous request has finished. ``lag = start - intended`` is the
+  harness's own scheduling delay; ``latency = end - intended`` includes it, so a harness that falls
+  behind shows up in latency instead of hiding it (no coordinated omission).
+* Closed loop (option, flagged in the manifest): one coroutine per agent, request, think, repeat.
+* Durations come from ``time.perf_counter_ns()``; wall timestamps are ``time.time_ns()`` read once
+  at start plus the perf-counter offset, so they are monotonic within the process and line up
+  across nodes to the accuracy of the nodes' clocks.
+
+Pipeline of one request (the plan of every random choice is drawn at dispatch, see workload.py):
+policy check and LLM review (modelled sleeps, in parallel when configured) -> denied? ->
+escalation to the expert pool (real queue) -> lease on the file key (retry with back-off; refusals
+counted) -> file operation on this node's FUSE mount -> versioned read or compare-and-set, with
+the lease released in the same operation -> event appended -> one row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import os
+import random
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from raybench import state as st
+from raybench.recording import RowBuffer
+from raybench.scenario import Scenario
+from raybench.workload import Plan, Planner, agent_rng
+
+#: Most write batches to the aggregator allowed in flight before the host waits for the oldest.
+MAX_PENDING_WRITES = 8
+#: Longest single sleep of the dispatcher, so a stop request is seen promptly.
+MAX_DISPATCH_SLEEP_S = 0.1
+
+
+class LeaseTimeout(Exception):
+    """The lease was not granted within the scenario's lease_max_wait."""
+
+
+class FileHandles:
+    """Open file handles of one host on its node's mount, one per key, least recently used
+    closed first. Thread-safe; a key's handle is never used by two threads at once because the
+    request holds the key's lease while it does its file operation."""
+
+    def __init__(self, root: str, capacity: int = 256) -> None:
+        self.root = root
+        self.capacity = capacity
+        self._fds: OrderedDict[int, int] = OrderedDict()
+        self._lock = threading.Lock()
+        self.opened = 0
+
+    def get(self, key: int) -> int:
+        with self._lock:
+            fd = self._fds.get(key)
+            if fd is not None:
+                self._fds.move_to_end(key)
+                return fd
+        fd = os.open(f"{self.root}/k{key}", os.O_RDWR | os.O_CREAT, 0o600)
+        with self._lock:
+            self.opened += 1
+            self._fds[key] = fd
+            while len(self._fds) > self.capacity:
+                _, old = self._fds.popitem(last=False)
+                os.close(old)
+        return fd
+
+    def close(self) -> None:
+        with self._lock:
+            for fd in self._fds.values():
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self._fds.clear()
+
+
+def file_op(path: str, payload: bytes, write: bool, stat: bool, handles: FileHandles | None) -> float:
+    """One request's file operation on the node's mount; returns its duration in ms. Runs in a
+    worker thread.
+
+    safe: read the file; risky: write it whole; complex: write, then stat. With ``handles`` the
+    operation uses the host's cached handle of the file (a pread/pwrite that crosses FUSE once when
+    the mount uses direct_io); without, it opens and closes the file as well.
+    """
+    t0 = time.perf_counter_ns()
+    if handles is not None:
+        fd = handles.get(int(path.rsplit("k", 1)[1]))
+        if write:
+            os.pwrite(fd, payload, 0)
+            if stat:
+                os.fstat(fd)
+        else:
+            os.pread(fd, len(payload) or 4096, 0)
+    elif write:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, payload)
+        finally:
+            os.close(fd)
+        if stat:
+            os.stat(path)
+    else:
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o600)
+        try:
+            os.read(fd, len(payload) or 4096)
+        finally:
+            os.close(fd)
+    return (time.perf_counter_ns() - t0) / 1e6
+
+
+async def _timed_sleep(ms: float) -> float:
+    t0 = time.perf_counter_ns()
+    await asyncio.sleep(ms / 1000.0)
+    return (time.perf_counter_ns() - t0) / 1e6
+
+
+class AgentHost:
+    """Hosts agents ``agent_ids`` (plain class; an async Ray actor at run time).
+
+    Args:
+        host_id: index of this host in the run.
+        agent_ids: global ids of the agents it runs.
+        scenario: the resolved scenario (``Scenario.to_dict()``).
+        run_id: written into every row.
+        shards, experts, aggregator: Ray actor handles.
+        fuse_root: folder on this node's FUSE mount for the agents' files, or None (no FUSE stage).
+        node_id: Ray node id of this host (rows carry it).
+    """
+
+    def __init__(
+        self,
+        host_id: int,
+        agent_ids: list[int],
+        scenario: dict[str, Any],
+        run_id: str,
+        shards: list[Any],
+        experts: Any,
+        aggregator: Any,
+        fuse_root: str | None,
+        node_id: str,
+    ) -> None:
+        self.host_id = host_id
+        self.agent_ids = agent_ids
+        self.sc = Scenario.from_dict(scenario)
+        self.run_id = run_id
+        self.experts = experts
+        self.aggregator = aggregator
+        self.fuse_root = fuse_root
+        self.node_id = node_id
+        self.shards = shards
+        self.planner = Planner(self.sc)
+        self.rngs = [agent_rng(self.sc.seed, a) for a in agent_ids]
+        self.regions = [self.planner.region_of(a, self.sc.agents) for a in agent_ids]
+        self.backoff_rng = random.Random(f"raybench-backoff:{self.sc.seed}:{host_id}")
+        self.fault_rng = random.Random(f"raybench-faults:{self.sc.seed}:{host_id}")
+        self.buffer = RowBuffer("requests")
+        self.payload = os.urandom(self.sc.file_bytes)
+        self._stop = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._writes: list[Any] = []
+        self._seq = 0
+        self.counters = {"dispatched": 0, "recorded": 0, "cancelled": 0, "max_inflight": 0}
+        self._sampler: Any = None
+        self._pool: ThreadPoolExecutor | None = None
+        self.handles = None if (fuse_root is None or self.sc.fuse_open_per_request) else FileHandles(fuse_root)
+
+    # -- control -------------------------------------------------------------------------------
+
+    async def info(self) -> dict[str, Any]:
+        return {"host_id": self.host_id, "pid": os.getpid(), "node_id": self.node_id, "agents": len(self.agent_ids)}
+
+    async def stop(self) -> None:
+        """Stop dispatching new requests (abort or interrupt); in-flight ones drain as usual."""
+        self._stop = True
+
+    async def sample_resources(self) -> tuple[Any, ...]:
+        from raybench.monitor import ProcessSampler
+
+        if self._sampler is None:
+            self._sampler = ProcessSampler("host", self.node_id)
+        return self._sampler.sample()
+
+    async def run(self, load_start_ns: int) -> dict[str, Any]:
+        """Run the agents from wall time ``load_start_ns`` for the scenario's duration, drain, flush.
+
+        Returns the host's counters (dispatched, recorded, cancelled at the drain deadline, ...).
+        """
+        sc = self.sc
+        self.loop = asyncio.get_running_loop()
+        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="raybench-file")
+        self.client = st.StateClient(
+            self.shards, max_ops=sc.batch_max_ops, interval=sc.batch_interval_s, max_inflight=2
+        )
+        self.wall0, self.perf0 = time.time_ns(), time.perf_counter_ns()
+        self.start_perf = self.perf0 + (load_start_ns - self.wall0)
+        self.end_perf = self.start_perf + int(sc.duration_s * 1e9)
+        self.warm_end_perf = self.start_perf + int(sc.warmup_s * 1e9)
+        flusher = asyncio.ensure_future(self._flush_loop())
+        try:
+            if sc.arrivals.open_loop:
+                await self._dispatch_open()
+            else:
+                await asyncio.gather(*(self._closed_agent(i) for i in range(len(self.agent_ids))))
+            await self._drain()
+        finally:
+            flusher.cancel()
+            await self._flush()
+            if self._writes:
+                await asyncio.gather(*self._writes)
+            self._pool.shutdown(wait=True)
+            if self.handles is not None:
+                self.handles.close()
+        return {
+            "host_id": self.host_id,
+            "node_id": self.node_id,
+            "pid": os.getpid(),
+            "agents": len(self.agent_ids),
+            **self.counters,
+            "state_calls": self.client.calls,
+            "state_ops": self.client.ops,
+        }
+
+    # -- scheduling ----------------------------------------------------------------------------
+
+    def _tz(self, i: int) -> float:
+        return self.sc.regions[self.regions[i]].utc_offset
+
+    async def _dispatch_open(self) -> None:
+        arrivals = self.sc.arrivals
+        heap: list[tuple[int, int]] = []
+        for i, rng in enumerate(self.rngs):
+            t = arrivals.first(rng, self._tz(i))
+            heap.append((self.start_perf + int(t * 1e9), i))
+        heapq.heapify(heap)
+        perf = time.perf_counter_ns
+        while heap and not self._stop:
+            t_next, i = heap[0]
+            if t_next >= self.end_perf:
+                break
+            now = perf()
+            if t_next > now:
+                await asyncio.sleep(min((t_next - now) / 1e9, MAX_DISPATCH_SLEEP_S))
+                continue
+            # Start every request that is due; each gets its own task (open loop).
+            while heap and heap[0][0] <= now and heap[0][0] < self.end_perf:
+                t_next, i = heapq.heappop(heap)
+                rng = self.rngs[i]
+                plan = self.planner.plan(rng, self.regions[i])
+                self._spawn(i, t_next, plan)
+                t_s = (t_next - self.start_perf) / 1e9
+                heapq.heappush(heap, (self.start_perf + int(arrivals.next(t_s, rng, self._tz(i)) * 1e9), i))
+
+    async def _closed_agent(self, i: int) -> None:
+        rng = self.rngs[i]
+        think = self.sc.arrivals.think
+        delay = (self.start_perf - time.perf_counter_ns()) / 1e9 + rng.uniform(0, think.mean / 1000.0)
+        await asyncio.sleep(max(0.0, delay))
+        while not self._stop:
+            now = time.perf_counter_ns()
+            if now >= self.end_perf:
+                return
+            plan = self.planner.plan(rng, self.regions[i])
+            self.counters["dispatched"] += 1
+            await self._request(i, now, plan)
+            await asyncio.sleep(think.sample(rng) / 1000.0)
+
+    def _spawn(self, i: int, intended: int, plan: Plan) -> None:
+        self.counters["dispatched"] += 1
+        task = self.loop.create_task(self._request(i, intended, plan))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        if len(self._tasks) > self.counters["max_inflight"]:
+            self.counters["max_inflight"] = len(self._tasks)
+
+    async def _drain(self) -> None:
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=self.sc.drain_timeout_s)
+            for task in pending:
+                task.cancel()  # the request records itself as a timeout row
+            self.counters["cancelled"] += len(pending)
+            if pending:
+                await asyncio.wait(pending, timeout=5.0)
+
+    # -- one request ---------------------------------------------------------------------------
+
+    def _extra_ms(self, stage: str, t_s: float) -> float:
+        extra = 0.0
+        for f in self.sc.faults:
+            if f.kind == "slow_stage" and f.stage == stage and f.active(t_s) and f.extra is not None:
+                extra += f.extra.sample(self.fault_rng)
+        return extra
+
+    def _injected_failure(self, t_s: float) -> bool:
+        return any(f.kind == "fail" and f.active(t_s) and self.fault_rng.random() < f.share for f in self.sc.faults)
+
+    async def _request(self, i: int, intended: int, plan: Plan) -> None:
+        start = time.perf_counter_ns()
+        sc = self.sc
+        self._seq += 1
+        rid = (self.host_id << 40) | self._seq
+        t_s = (intended - self.start_perf) / 1e9
+        cls = sc.classes[plan.cls]
+        policy_ms = llm_ms = queue_ms = expert_ms = lease_ms = state_ms = fuse_ms = event_ms = None
+        policy_model = llm_model = expert_model = None
+        rtt_total = 0.0
+        outcome, error, conflicts = "ok", None, 0
+        file_key = lease_start = lease_end = None
+        holds_lease = False
+        try:
+            async with asyncio.timeout(sc.request_timeout_s):
+                if plan.policy_ms is not None:
+                    policy_model = plan.policy_ms + self._extra_ms("policy", t_s)
+                    if plan.llm_ms is not None:
+                        llm_model = plan.llm_ms + self._extra_ms("llm", t_s)
+                        if sc.parallel_review:
+                            policy_ms, llm_ms = await asyncio.gather(
+                                _timed_sleep(policy_model), _timed_sleep(llm_model)
+                            )
+                        else:
+                            policy_ms = await _timed_sleep(policy_model)
+                            llm_ms = await _timed_sleep(llm_model)
+                    else:
+                        policy_ms = await _timed_sleep(policy_model)
+                if self._injected_failure(t_s):
+                    raise RuntimeError("injected failure (scenario fault)")
+                if plan.denied:
+                    outcome = "denied"
+                else:
+                    if plan.expert_ms is not None:
+                        extra = self._extra_ms("expert", t_s)
+                        expert_model = plan.expert_ms + extra
+                        queue_ms, expert_ms = await self.experts.consult.remote(plan.expert_ms, extra)
+                    file_key = plan.key
+                    rtt_lease, rtt_state, rtt_event = plan.rtt_ms
+                    # lease, with retry and exponential back-off (jittered) while another holds it
+                    t0 = time.perf_counter_ns()
+                    backoff = sc.lease_backoff_s
+                    ttl_ns = int(sc.lease_ttl_s * 1e9)
+                    deadline = t0 + int(sc.lease_max_wait_s * 1e9)
+                    while True:
+                        if rtt_lease:
+                            await asyncio.sleep(rtt_lease / 1000.0)
+                            rtt_total += rtt_lease
+                        granted, version, shard_ns = await self.client.submit(file_key, st.ACQUIRE, rid, ttl_ns)
+                        if granted:
+                            holds_lease, lease_start = True, shard_ns
+                            break
+                        conflicts += 1
+                        if time.perf_counter_ns() >= deadline:
+                            raise LeaseTimeout(f"lease on key {file_key} not granted within {sc.lease_max_wait_s}s")
+                        await asyncio.sleep(backoff * (0.5 + self.backoff_rng.random()))
+                        backoff = min(backoff * 2, sc.lease_backoff_max_s)
+                    lease_ms = (time.perf_counter_ns() - t0) / 1e6
+                    if self.fuse_root is not None:
+                        path = f"{self.fuse_root}/k{file_key}"
+                        fuse_ms = await self.loop.run_in_executor(
+                            self._pool, file_op, path, self.payload, cls.write, cls.stat, self.handles
+                        )
+                    t0 = time.perf_counter_ns()
+                    if rtt_state:
+                        await asyncio.sleep(rtt_state / 1000.0)
+                        rtt_total += rtt_state
+                    code = st.CAS_RELEASE if cls.write else st.READ_RELEASE
+                    ok, version, lease_end = await self.client.submit(file_key, code, rid, version)
+                    holds_lease = False
+                    state_ms = (time.perf_counter_ns() - t0) / 1e6
+                    if not ok:
+                        outcome, error = "error", "lease expired or version changed before commit"
+                    t0 = time.perf_counter_ns()
+                    if rtt_event:
+                        await asyncio.sleep(rtt_event / 1000.0)
+                        rtt_total += rtt_event
+                    await self.client.submit(file_key, st.APPEND, rid, version)
+                    event_ms = (time.perf_counter_ns() - t0) / 1e6
+        except asyncio.CancelledError:
+            outcome, error = "timeout", "still running at the drain deadline when the run ended"
+        except TimeoutError:
+            outcome, error = "timeout", f"request exceeded request_timeout {sc.request_timeout_s}s"
+        except LeaseTimeout as exc:
+            outcome, error = "timeout", str(exc)
+        except Exception as exc:
+            outcome, error = "error", f"{type(exc).__name__}: {exc}"[:300]
+        if holds_lease and file_key is not None:
+            self.client.submit(file_key, st.RELEASE, rid)  # don't leave the key locked until its TTL
+        end = time.perf_counter_ns()
+        w = self.wall0 - self.perf0
+        self.buffer.append(
+            (
+                self.run_id, rid, self.agent_ids[i], self.host_id, self.node_id,
+                sc.regions[self.regions[i]].name, cls.name, intended < self.warm_end_perf,
+                intended + w, start + w, end + w,
+                (end - intended) / 1e6, (end - start) / 1e6, (start - intended) / 1e6,
+                outcome, error, plan.expert_ms is not None, plan.cache_hit,
+                policy_ms, llm_ms, queue_ms, expert_ms, lease_ms, state_ms, fuse_ms, event_ms,
+                policy_model, llm_model, expert_model, rtt_total if file_key is not None else None,
+                file_key, lease_start, lease_end, conflicts,
+            )
+        )  # fmt: skip
+        self.counters["recorded"] += 1
+
+    # -- recording -----------------------------------------------------------------------------
+
+    async def _flush(self) -> None:
+        batch = self.buffer.take()
+        if batch is None:
+            return
+        self._writes.append(self.aggregator.write.remote("requests", batch))
+        if len(self._writes) > MAX_PENDING_WRITES:
+            await self._writes.pop(0)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.sc.flush_interval_s)
+            await self._flush()

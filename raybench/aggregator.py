@@ -1,0 +1,104 @@
+"""Aggregator: the one process that writes a run's rows to disk, on the head node.
+
+Hosts send Arrow record batches (``write``); each is appended at once to ``<table>.arrows`` so a
+crash loses nothing already received. For live monitoring the aggregator also keeps the rows of
+windows that are still open (window ``k`` holds requests whose ``ts_end_ns`` falls in
+``[t0 + kW, t0 + (k+1)W)``) until the driver takes them with ``take_windows``; rows that arrive for
+a window already taken are counted as late (the offline evaluation still sees them in the files).
+At the end, ``finalize`` rewrites every stream into its ``.arrow`` file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from raybench import store
+from raybench.schema import TABLES
+
+
+class Aggregator:
+    """Plain class; a Ray actor (one at a time: ``write`` calls never interleave) at run time."""
+
+    def __init__(self, run_dir: str, t0_ns: int, window_s: float) -> None:
+        self.run_dir = Path(run_dir)
+        self.t0_ns = t0_ns
+        self.window_ns = int(window_s * 1e9)
+        self.streams: dict[str, store.StreamAppender] = {}
+        self.open_windows: dict[int, list[Any]] = {}
+        self.taken_upto = -1  # windows <= this were handed to the driver
+        self.late_rows = 0
+        self.batches = 0
+        self._sampler: Any = None
+
+    def set_t0(self, t0_ns: int) -> None:
+        """Set the load start that windows are counted from (before any request row arrives)."""
+        self.t0_ns = t0_ns
+
+    def _stream(self, table: str) -> store.StreamAppender:
+        if table not in self.streams:
+            self.streams[table] = store.StreamAppender(self.run_dir, table)
+        return self.streams[table]
+
+    def write(self, table: str, batch: Any) -> int:
+        """Append a record batch of ``table``; returns the table's row count so far."""
+        if table not in TABLES:
+            raise ValueError(f"unknown table {table!r}")
+        stream = self._stream(table)
+        stream.write(batch)
+        self.batches += 1
+        if table == "requests" and batch.num_rows:
+            self._bucket(batch)
+        return stream.rows
+
+    def write_rows(self, table: str, rows: list[tuple[Any, ...]]) -> int:
+        """Append plain row tuples (small tables: resources, events)."""
+        from raybench.recording import RowBuffer
+
+        buf = RowBuffer(table)
+        buf.rows = rows
+        batch = buf.take()
+        return self.write(table, batch) if batch is not None else self._stream(table).rows
+
+    def _bucket(self, batch: Any) -> None:
+        import numpy as np
+        import pyarrow as pa
+
+        ends = batch.column("ts_end_ns").to_numpy()
+        k = (ends - self.t0_ns) // self.window_ns
+        for w in np.unique(k):
+            w = int(w)
+            part = batch.filter(pa.array(k == w))
+            if w <= self.taken_upto:
+                self.late_rows += part.num_rows
+            else:
+                self.open_windows.setdefault(w, []).append(part)
+
+    def take_windows(self, upto: int) -> dict[int, Any]:
+        """Hand over (and forget) the rows of every open window ``<= upto`` as pa.Tables."""
+        import pyarrow as pa
+
+        out = {}
+        for w in sorted(k for k in self.open_windows if k <= upto):
+            out[w] = pa.Table.from_batches(self.open_windows.pop(w))
+        self.taken_upto = max(self.taken_upto, upto)
+        return out
+
+    def finalize(self) -> dict[str, Any]:
+        """Close every stream and rewrite it into its ``.arrow`` file; returns rows per table."""
+        rows: dict[str, int] = {}
+        for table in TABLES:
+            stream = self.streams.get(table)
+            if stream is not None:
+                stream.close()
+            if (self.run_dir / f"{table}.arrows").exists():
+                rows[table] = store.finalize_stream(self.run_dir, table)
+                (self.run_dir / f"{table}.arrows").unlink()
+        return {"rows": rows, "late_rows": self.late_rows, "batches": self.batches}
+
+    def sample_resources(self) -> tuple[Any, ...]:
+        from raybench.monitor import ProcessSampler
+
+        if self._sampler is None:
+            self._sampler = ProcessSampler("aggregator")
+        return self._sampler.sample()

@@ -1,0 +1,109 @@
+"""``raybench run`` and ``raybench smoke``: parse, build the scenario, call the engine, print."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from raybench import scenario as scn
+from raybench.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME
+from raybench.errors import ScenarioError
+
+_OVERRIDES = {
+    "agents": "run.agents",
+    "duration": "run.duration",
+    "warmup": "run.warmup",
+    "rate": "arrivals.rate",
+    "seed": "run.seed",
+    "hosts": "run.hosts",
+    "agents_per_host": "run.agents_per_host",
+    "shards": "run.shards",
+}
+
+
+def _common(f: Any) -> Any:
+    options = [
+        click.option("--agents", type=int, help="Number of simulated agents."),
+        click.option("--duration", help="Length of the load, e.g. 60s, 2m."),
+        click.option("--warmup", help="Warm-up at the start: recorded, flagged, left out of SLA figures."),
+        click.option("--rate", type=float, help="Requests per agent per second (open loop)."),
+        click.option("--seed", type=int, help="Seed of every random choice (classes, keys, think times)."),
+        click.option("--hosts", type=int, help="Agent host actors (default: one per CPU in the cluster)."),
+        click.option("--agents-per-host", type=int, help="Agents per host actor (1: one actor per agent)."),
+        click.option("--shards", type=int, help="State shard actors."),
+        click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+                     help="Override any scenario key, e.g. --set stages.llm.max=120 (repeatable)."),
+        click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
+                     help="Results root; the run writes OUT/RUN_ID/."),
+        click.option("--run-id", help="Name of the run folder (refused if it exists)."),
+        click.option("--address", help="Ray cluster to use (auto, ray://host:10001, ...); default: a local Ray."),
+        click.option("--quiet", is_flag=True, help="No progress lines."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _overrides(kw: dict[str, Any]) -> dict[str, Any]:
+    out = {path: kw[name] for name, path in _OVERRIDES.items() if kw.get(name) is not None}
+    for text in kw.get("assignments") or ():
+        key, value = scn.parse_assignment(text)
+        out[key] = value
+    return out
+
+
+def _execute(sc: scn.Scenario, kw: dict[str, Any]) -> None:
+    from raybench import run as engine
+    from raybench import store
+    from raybench.summary import format_resources, format_summary
+
+    if kw.get("run_id"):
+        store.check_new_run_dir(kw["out"], kw["run_id"])
+    echo = (lambda line: None) if kw.get("quiet") else (lambda line: click.echo(line, err=True))
+    result = engine.execute(sc, out=kw["out"], run_id=kw.get("run_id"), address=kw.get("address"), progress=echo)
+    m = result.manifest
+    click.echo(f"{sc.name}: {sc.agents:,} agents, {sc.duration_s:g}s ({sc.warmup_s:g}s warm-up), "
+               f"offered {m['offered_rate']:,.0f} req/s, status {result.status}")  # fmt: skip
+    if m.get("error"):
+        click.echo(f"error: {m['error']}")
+    for line in format_summary(result.summary_rows):
+        click.echo(line)
+    for line in format_resources(result.resource_rows):
+        click.echo(line)
+    fuse = m.get("fuse", {})
+    click.echo("FUSE: " + ("on" if fuse.get("enabled") else f"off ({fuse.get('reason', 'n/a')})"))
+    if result.verdict is not None:
+        click.echo(f"SLA: {'PASS' if result.verdict else 'FAIL'}")
+    click.echo(str(result.run_dir))
+    if result.status == "interrupted":
+        sys.exit(EXIT_INTERRUPTED)
+    if result.status == "failed":
+        sys.exit(EXIT_RUNTIME)
+    sys.exit(EXIT_FAILED if result.verdict is False or result.status == "aborted" else EXIT_OK)
+
+
+@click.command()
+@click.argument("scenario_file", required=False, type=click.Path(path_type=Path))
+@click.option("--preset", help=f"Built-in scenario ({', '.join(scn.preset_names())}); default lighthouse.")
+@_common
+def run(scenario_file: Path | None, preset: str | None, **kw: Any) -> None:
+    """Run a scenario (a TOML file or a preset) and write every request to Arrow files.
+
+    Exit codes: 0 SLA held, 1 SLA failed or run aborted, 2 bad input, 3 runtime failure,
+    130 interrupted (results so far are kept and valid).
+    """
+    if scenario_file is not None and preset is not None:
+        raise ScenarioError("give a scenario file or --preset, not both")
+    sc = scn.load(scenario_file, preset, _overrides(kw))
+    _execute(sc, kw)
+
+
+@click.command()
+@_common
+def smoke(**kw: Any) -> None:
+    """The quick check: 1,000 agents for 20 s on a local Ray (the `smoke` preset), FUSE when available."""
+    sc = scn.load(None, "smoke", _overrides(kw))
+    _execute(sc, kw)

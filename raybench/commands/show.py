@@ -1,0 +1,30 @@
+"""``raybench show RUN``: the summary of a finished run, recomputed from its files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+def command(run_dir: Path) -> None:
+    """Print the summary table of a run folder, computed from its Arrow files."""
+    from raybench import store, summary
+
+    manifest = store.load_manifest(run_dir)
+    sc = manifest["scenario"]
+    from raybench.scenario import Scenario
+
+    scenario = Scenario.from_dict(sc)
+    requests = store.read_table(run_dir, "requests")
+    span = max(scenario.duration_s - scenario.warmup_s, 1e-9)
+    click.echo(
+        f"{manifest['run_id']}: {scenario.name}, {scenario.agents:,} agents, {scenario.duration_s:g}s, "
+        f"status {manifest['status']}, started {manifest['started_utc']}"
+    )
+    for line in summary.format_summary(summary.summarize(requests, span)):
+        click.echo(line)
+    for line in summary.format_resources(summary.resource_growth(store.read_table(run_dir, "resources"))):
+        click.echo(line)

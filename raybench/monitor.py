@@ -1,0 +1,67 @@
+"""Resource sampling of raybench's own processes (psutil), one row per process per sample.
+
+Every raybench actor owns a :class:`ProcessSampler` and answers ``sample_resources()``; the driver
+asks all of them once a second, so CPU, memory, threads, file descriptors and — only visible from
+inside the process — Python's garbage-collector counts are known for each role on each node.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import time
+from typing import Any
+
+import psutil
+
+#: Column order of a sample tuple (after run_id, which the aggregator adds).
+SAMPLE_COLUMNS = (
+    "ts_ns",
+    "node_id",
+    "role",
+    "pid",
+    "cpu_percent",
+    "rss_bytes",
+    "threads",
+    "open_fds",
+    "gc_gen0",
+    "gc_gen1",
+    "gc_gen2",
+)
+
+
+def current_node_id() -> str:
+    """The Ray node id of this process, or ``'local'`` outside Ray."""
+    try:
+        import ray
+
+        if ray.is_initialized():
+            return str(ray.get_runtime_context().get_node_id())
+    except Exception:  # pragma: no cover - best effort label only
+        pass
+    return "local"
+
+
+class ProcessSampler:
+    """Samples the process it lives in. CPU % is over the interval since the previous sample
+    (100 % = one full core)."""
+
+    def __init__(self, role: str, node_id: str | None = None) -> None:
+        self.role = role
+        self.node_id = node_id or current_node_id()
+        self.pid = os.getpid()
+        self._proc = psutil.Process(self.pid)
+        self._proc.cpu_percent(None)  # prime: the first real sample covers the time since now
+
+    def sample(self) -> tuple[Any, ...]:
+        p = self._proc
+        with p.oneshot():
+            cpu = p.cpu_percent(None)
+            rss = p.memory_info().rss
+            threads = p.num_threads()
+            try:
+                fds = p.num_fds()
+            except (psutil.Error, AttributeError):  # pragma: no cover - not on every platform
+                fds = -1
+        collections = [s["collections"] for s in gc.get_stats()]
+        return (time.time_ns(), self.node_id, self.role, self.pid, cpu, rss, threads, fds, *collections[:3])

@@ -1,0 +1,199 @@
+"""Shared coordination state: leases with TTL, versioned values, an event log — sharded.
+
+:class:`StateShard` is the logic of one shard, a plain class made a Ray actor by ``run.py``. A Ray
+actor runs one method at a time, so each :meth:`StateShard.apply` batch is atomic: the invariants
+below hold without locks.
+
+Invariants of a shard:
+
+* a key has at most one lease holder at a time; a lease is granted only when the key is free or
+  its previous lease has expired (``ttl``), and the takeover of an expired lease is counted;
+* a key's version increases by one on each successful compare-and-set and never otherwise;
+* event sequence numbers increase by one per appended event.
+
+:class:`StateClient` lives in an agent host's event loop and batches the operations of all its
+agents: at most ``max_inflight`` batches per shard are in flight; operations submitted meanwhile
+wait for the next batch, which leaves when the loop next runs (or after ``interval`` seconds, or
+at ``max_ops`` operations). Under light load an operation goes out at once; under heavy load the
+batches grow and the Ray call rate stays far below the operation rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from typing import Any
+
+# Operation codes; an operation is a tuple (code, key, owner, arg).
+ACQUIRE, READ_RELEASE, CAS_RELEASE, APPEND, RELEASE = 0, 1, 2, 3, 4
+EVENT_LOG_LIMIT = 100_000
+
+
+def shard_of(key: int, shards: int) -> int:
+    """Shard of a key: a multiplicative hash so neighbouring (hot) keys spread over shards."""
+    return ((key * 2654435761) & 0xFFFFFFFF) % shards
+
+
+class StateShard:
+    """One shard of the coordination state (plain class; a Ray actor at run time)."""
+
+    def __init__(self, shard_id: int) -> None:
+        self.shard_id = shard_id
+        self.leases: dict[int, tuple[int, int]] = {}  # key -> (owner, expires_ns)
+        self.versions: dict[int, int] = {}
+        self.events: deque[tuple[int, int, int, int, int]] = deque(maxlen=EVENT_LOG_LIMIT)
+        self.seq = 0
+        self.counters = dict.fromkeys(
+            ("batches", "ops", "grants", "refusals", "expired_takeovers", "cas_ok", "cas_conflict",
+             "reads", "releases", "lost_releases", "events"),
+            0,
+        )  # fmt: skip
+        self._sampler: Any = None
+
+    def apply(self, ops: list[tuple[int, int, int, int]]) -> list[tuple[Any, ...]]:
+        """Apply a batch of operations in order; returns one result tuple per operation.
+
+        * ``(ACQUIRE, key, owner, ttl_ns)`` -> ``(granted, version, shard_ns)``
+        * ``(READ_RELEASE, key, owner, 0)`` -> ``(held, version, shard_ns)``: read, then release
+        * ``(CAS_RELEASE, key, owner, expected)`` -> ``(ok, version, shard_ns)``: set version to
+          expected + 1 if the caller holds the lease and the version is ``expected``; then release
+        * ``(APPEND, key, owner, version)`` -> ``(seq, shard_ns)``
+        * ``(RELEASE, key, owner, 0)`` -> ``(held, 0, shard_ns)``
+
+        ``shard_ns`` is the shard's wall clock when it applied the operation: the lease interval of
+        a request is [grant shard_ns, release shard_ns] in the shard's own time.
+        """
+        c = self.counters
+        c["batches"] += 1
+        c["ops"] += len(ops)
+        out: list[tuple[Any, ...]] = []
+        leases, versions = self.leases, self.versions
+        for code, key, owner, arg in ops:
+            now = time.time_ns()
+            if code == ACQUIRE:
+                held = leases.get(key)
+                if held is None or held[0] == owner or held[1] <= now:
+                    if held is not None and held[0] != owner:
+                        c["expired_takeovers"] += 1
+                    leases[key] = (owner, now + arg)
+                    c["grants"] += 1
+                    out.append((True, versions.get(key, 0), now))
+                else:
+                    c["refusals"] += 1
+                    out.append((False, versions.get(key, 0), now))
+            elif code == APPEND:
+                self.seq += 1
+                c["events"] += 1
+                self.events.append((self.seq, now, owner, key, arg))
+                out.append((self.seq, now))
+            else:
+                held = leases.get(key)
+                holds = held is not None and held[0] == owner and held[1] > now
+                version = versions.get(key, 0)
+                ok = holds
+                if code == CAS_RELEASE:
+                    if holds and version == arg:
+                        version = versions[key] = version + 1
+                        c["cas_ok"] += 1
+                    else:
+                        ok = False
+                        c["cas_conflict"] += 1
+                elif code == READ_RELEASE:
+                    c["reads"] += 1
+                if held is not None and held[0] == owner:
+                    del leases[key]
+                if holds:
+                    c["releases"] += 1
+                else:
+                    c["lost_releases"] += 1
+                out.append((ok, version, now))
+        return out
+
+    def stats(self) -> dict[str, Any]:
+        """Counters, number of keys and leases held, event log length."""
+        return {
+            "shard": self.shard_id,
+            **self.counters,
+            "keys": len(self.versions),
+            "leases_held": len(self.leases),
+            "event_log": len(self.events),
+            "last_seq": self.seq,
+        }
+
+    def sample_resources(self, role: str = "shard") -> tuple[Any, ...]:
+        from raybench.monitor import ProcessSampler
+
+        if self._sampler is None:
+            self._sampler = ProcessSampler(role)
+        return self._sampler.sample()
+
+
+class StateClient:
+    """Batches state operations of one host's agents; one instance per event loop.
+
+    Args:
+        shards: Ray actor handles of the shards (``apply.remote`` is called on them).
+        max_ops: a batch leaves at once when it reaches this many operations.
+        interval: seconds to wait for more operations before sending (0: until the loop next runs).
+        max_inflight: batches per shard awaiting their reply before new ones are held back.
+    """
+
+    def __init__(self, shards: list[Any], *, max_ops: int = 256, interval: float = 0.0, max_inflight: int = 2) -> None:
+        self.shards = shards
+        self.max_ops = max_ops
+        self.interval = interval
+        self.max_inflight = max_inflight
+        self._pending: list[list[tuple[tuple[int, int, int, int], asyncio.Future[Any]]]] = [[] for _ in shards]
+        self._inflight = [0] * len(shards)
+        self._scheduled = [False] * len(shards)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.calls = 0
+        self.ops = 0
+
+    def submit(self, key: int, code: int, owner: int, arg: int = 0) -> asyncio.Future[Any]:
+        """Queue one operation on the key's shard; the future resolves to its result tuple."""
+        loop = asyncio.get_running_loop()
+        i = shard_of(key, len(self.shards))
+        fut: asyncio.Future[Any] = loop.create_future()
+        self._pending[i].append(((code, key, owner, arg), fut))
+        if len(self._pending[i]) >= self.max_ops and self._inflight[i] < self.max_inflight:
+            self._send(i)
+        elif not self._scheduled[i]:
+            self._scheduled[i] = True
+            if self.interval > 0:
+                loop.call_later(self.interval, self._tick, i)
+            else:
+                loop.call_soon(self._tick, i)
+        return fut
+
+    def _tick(self, i: int) -> None:
+        self._scheduled[i] = False
+        if self._pending[i] and self._inflight[i] < self.max_inflight:
+            self._send(i)
+
+    def _send(self, i: int) -> None:
+        batch, self._pending[i] = self._pending[i][: self.max_ops], self._pending[i][self.max_ops :]
+        self._inflight[i] += 1
+        self.calls += 1
+        self.ops += len(batch)
+        ref = self.shards[i].apply.remote([op for op, _ in batch])
+        task = asyncio.ensure_future(self._complete(i, ref, [f for _, f in batch]))  # noqa: RUF006 (kept in _tasks)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _complete(self, i: int, ref: Any, futures: list[asyncio.Future[Any]]) -> None:
+        try:
+            results = await ref
+        except Exception as exc:  # the shard died or the call failed: every caller sees it
+            for f in futures:
+                if not f.done():
+                    f.set_exception(exc)
+        else:
+            for f, r in zip(futures, results, strict=True):
+                if not f.done():
+                    f.set_result(r)
+        finally:
+            self._inflight[i] -= 1
+            if self._pending[i] and not self._scheduled[i]:
+                self._send(i)
