@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 import random
 
 import pytest
@@ -22,7 +23,7 @@ def test_poisson_count_within_bounds_and_exponential_gaps():
     ts = _times(arr, 2000.0)
     expected = 5.0 * 2000
     assert abs(len(ts) - expected) < 5 * math.sqrt(expected)
-    gaps = [b - a for a, b in zip(ts, ts[1:], strict=False)]
+    gaps = [b - a for a, b in pairwise(ts)]
     mean = sum(gaps) / len(gaps)
     cv = math.sqrt(sum((g - mean) ** 2 for g in gaps) / len(gaps)) / mean
     assert mean == pytest.approx(0.2, rel=0.03)
@@ -33,7 +34,7 @@ def test_constant_rate_is_regular_with_random_phase():
     arr = Arrivals(process="constant", rate=4.0)
     ts = _times(arr, 10.0)
     assert 0 <= ts[0] < 0.25
-    assert all(b - a == pytest.approx(0.25) for a, b in zip(ts, ts[1:], strict=False))
+    assert all(b - a == pytest.approx(0.25) for a, b in pairwise(ts))
     assert _times(arr, 1.0, seed=1)[0] != _times(arr, 1.0, seed=2)[0]
 
 
@@ -41,7 +42,7 @@ def test_times_strictly_increase_and_are_reproducible():
     arr = Arrivals(process="poisson", rate=1.0, shape=Shape(kind="diurnal", day=20.0, amplitude=0.8))
     a, b = _times(arr, 200.0, seed=9), _times(arr, 200.0, seed=9)
     assert a == b
-    assert all(y > x for x, y in zip(a, a[1:], strict=False))
+    assert all(y > x for x, y in pairwise(a))
 
 
 @pytest.mark.parametrize(

@@ -75,7 +75,11 @@ def test_latency_covers_every_modelled_sleep(big_run):
     policy, llm, expert = (np.nan_to_num(_f(t, c)) for c in ("policy_model_ms", "llm_model_ms", "expert_model_ms"))
     floor = np.maximum(policy, llm) + expert
     assert np.all(lat + 1e-6 >= floor)
-    for measured, modelled in (("policy_ms", "policy_model_ms"), ("llm_ms", "llm_model_ms"), ("expert_ms", "expert_model_ms")):
+    for measured, modelled in (
+        ("policy_ms", "policy_model_ms"),
+        ("llm_ms", "llm_model_ms"),
+        ("expert_ms", "expert_model_ms"),
+    ):
         m, d = _f(t, measured), _f(t, modelled)
         ran = ~np.isnan(d)
         assert ran.any()

@@ -41,7 +41,7 @@ def test_moments_within_bounds(spec, mean, std):
 
 def test_uniform_respects_bounds_and_normal_jitter_adds_half():
     _, xs = _draw({"dist": "uniform", "min": 5, "max": 25})
-    assert 5 <= min(xs) and max(xs) <= 25
+    assert min(xs) >= 5 and max(xs) <= 25
     d, xs = _draw({"dist": "normal", "mean": 40, "std": 1, "jitter": 4})
     assert statistics.fmean(xs) == pytest.approx(42, abs=0.1)
     assert d.mean == 42
