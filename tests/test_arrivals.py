@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import math
-from itertools import pairwise
 import random
+from itertools import pairwise
 
 import pytest
 
