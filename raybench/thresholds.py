@@ -202,7 +202,7 @@ class Threshold:
             n = len(outcomes)
             if n == 0:
                 return self._none(0, "no requests in scope")
-            errors = sum(1 for o in outcomes if o in ERROR_OUTCOMES + ("denied",))
+            errors = sum(1 for o in outcomes if o in ERROR_OUTCOMES)
             return self._judge(errors / n, n)
         col = rows.column(self.column)
         values = col.drop_null().to_numpy() if col.null_count else col.to_numpy()
@@ -546,7 +546,7 @@ def _filter_requests(requests: pa.Table, scope: tuple[tuple[str, str], ...]) -> 
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    mask = pc.invert(pc.and_(requests.column("warmup"), False))
+    mask = pc.invert(requests.column("warmup"))
     for key, value in scope:
         if key == "escalated":
             col = requests.column("escalated")
