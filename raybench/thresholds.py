@@ -31,7 +31,8 @@ Semantics of evaluation (:meth:`Threshold.evaluate`), over the rows it is given:
   span (or the ``offered`` count given by the caller);
 * ``growth(rss)``: per process ``(node_id, pid)`` of the resources table with at least
   :data:`GROWTH_MIN_SAMPLES` samples, mean ``rss_bytes`` over the last quarter of its samples' time
-  range divided by the mean over the first quarter, minus 1; the maximum over processes.
+  range divided by the mean over the first quarter, minus 1 (quarters include their bounds:
+  ``ts <= first + range/4`` and ``ts >= last - range/4``); the maximum over processes.
 
 An :class:`Observation` has ``passed is None`` when there is nothing to judge (no rows in scope):
 never a silent pass. Units of ``observed``/``target``: ms for latency metrics, a fraction for

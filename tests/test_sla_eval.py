@@ -167,6 +167,9 @@ def test_growth_rss_per_process_max():
     assert ev("growth(rss)<10%", t, resources=only3).passed is None
     single = synth.resources(s[15:])
     assert ev("growth(rss)<10%", t, resources=single).observed == pytest.approx(0.1)
+    # quarter bounds are inclusive: samples at 0..4 s -> first quarter 0 and 1 s, last 3 and 4 s
+    edge = synth.resources([("c", 9, T0_NS + i * S, v) for i, v in enumerate([100, 200, 999, 300, 500])])
+    assert ev("growth(rss)<10%", t, resources=edge).observed == pytest.approx(400 / 150 - 1)
 
 
 # -- properties --------------------------------------------------------------------------------
