@@ -235,6 +235,8 @@ class SlaMonitor:
         self._first_start: int | None = None
         self._last_end: int | None = None
         self._last_warm_end: int | None = None
+        #: Violations found by :meth:`finalize` in windows still waiting to settle.
+        self.late_violations: list[Violation] = []
         #: Observations of the most recent window judged per threshold (for a status line).
         self.last_observations: dict[str, Observation] = {}
 
@@ -319,7 +321,7 @@ class SlaMonitor:
             (the whole-run verdict, None without data), ``violated`` and ``count``.
             Pending-window violations found here are in :attr:`late_violations`.
         """
-        self.late_violations: list[Violation] = []
+        self.late_violations = []
         for st in self._states:
             if st.pending:
                 end = self._last_end if self._last_end is not None else 0
