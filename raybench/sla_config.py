@@ -196,7 +196,7 @@ def _actions(raw: Any, thresholds: Iterable[Threshold], where: str) -> dict[str,
     ths = list(thresholds)
     if isinstance(raw, Mapping):
         by_text = {t.expression: t.id for t in ths} | {t.id: t.id for t in ths}
-        out = {t.id: ("record",) for t in ths}
+        out: dict[str, tuple[str, ...]] = {t.id: ("record",) for t in ths}
         for expr, acts in raw.items():
             if expr not in by_text:
                 with contextlib.suppress(ThresholdError):  # another spelling of a threshold's expression
