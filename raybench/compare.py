@@ -50,7 +50,7 @@ DEFAULT_ALPHA = 0.05
 #: Default number of bootstrap replicates.
 DEFAULT_BOOTSTRAP = 1000
 #: Exact (permutation) distribution of the U test when both samples together have at most this many.
-EXACT_MAX_N = 60
+EXACT_MAX_N = 40
 #: Scenario keys that differ between runs of the same scenario and are not reported as differences.
 SCENARIO_IGNORED_KEYS = frozenset({"seed", "run_id", "out"})
 #: Verdicts, from worst to most neutral.
@@ -126,8 +126,11 @@ def _exact_p(twice_rank: np.ndarray, small: np.ndarray) -> float:
     # ways[j, s]: number of j-subsets of the ranks seen so far whose doubled rank sum is s.
     ways = np.zeros((k + 1, total + 1), dtype=np.float64)
     ways[0, 0] = 1.0
-    for r in twice_rank.tolist():
-        ways[1:, r:] += ways[:-1, : total + 1 - r].copy()
+    top = 0  # largest sum reachable so far
+    for i, r in enumerate(sorted(twice_rank.tolist())):
+        j = min(i + 1, k)  # subsets of more than i + 1 ranks are not reachable yet
+        ways[1 : j + 1, r : top + r + 1] += ways[:j, : top + 1].copy()
+        top += r
     dist = ways[k]
     mean2 = k * (n + 1)  # E[2 * rank sum] = k(n+1), an integer
     dev = np.abs(np.arange(total + 1) - mean2)

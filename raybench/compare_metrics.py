@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,10 +27,15 @@ from raybench import stats
 from raybench.errors import ResultsError, UsageError, nearest
 from raybench.store import load_manifest, read_table
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 #: Default window length in seconds.
 DEFAULT_WINDOW_S = 5.0
 #: Outcomes that count as errors.
 ERROR_OUTCOMES = ("error", "timeout")
+#: Largest replicates x rows for which a quantile's bootstrap uses a dense cumulative-weight matrix.
+DENSE_CELLS = 100_000
 
 
 @dataclass(frozen=True)
@@ -127,16 +132,29 @@ def load_run(run_dir: Path | str, *, window_s: float = DEFAULT_WINDOW_S) -> RunD
         ResultsError: no such folder, no manifest, unreadable table, or no non-warm-up rows.
         ValueError: ``window_s`` is not positive.
     """
-    import pyarrow as pa
-
-    if not window_s > 0:
-        raise ValueError(f"window must be positive, got {window_s}")
     path = Path(run_dir)
     manifest = load_manifest(path)
     try:
         table = read_table(path, "requests", columns=_COLUMNS)
     except KeyError as exc:
         raise ResultsError(f"{path}/requests.arrow lacks column {exc}") from None
+    return run_from_table(table, manifest, path, window_s=window_s)
+
+
+def run_from_table(
+    table: pa.Table, manifest: dict[str, Any], path: Path | str, *, window_s: float = DEFAULT_WINDOW_S
+) -> RunData:
+    """A :class:`RunData` from a ``requests`` table (stream or file schema) and its manifest.
+
+    Raises:
+        ResultsError: no non-warm-up rows.
+        ValueError: ``window_s`` is not positive.
+    """
+    import pyarrow as pa
+
+    if not window_s > 0:
+        raise ValueError(f"window must be positive, got {window_s}")
+    path = Path(path)
     keep = ~table.column("warmup").to_numpy(zero_copy_only=False).astype(bool)
     if not keep.any():
         raise ResultsError(f"{path} has no non-warm-up requests to compare")
@@ -218,11 +236,14 @@ class Sample:
             return sums[n > 0] / n[n > 0]
         return self.replicate(np.eye(k)[n > 0])
 
-    def replicate(self, counts: np.ndarray) -> np.ndarray:
+    def replicate(self, counts: np.ndarray, *, dense_cells: int = DENSE_CELLS) -> np.ndarray:
         """The metric over resampled windows: ``counts[b, k]`` copies of window ``k`` in replicate ``b``.
 
         For a quantile this is the nearest-rank percentile of the rows of the replicated windows
-        (the same definition as :func:`raybench.stats.percentile`, computed with integer weights).
+        (the same definition as :func:`raybench.stats.percentile`, computed with integer weights):
+        the smallest sorted row at which the cumulative weight reaches ``ceil(q/100 * total)``.
+        Up to ``dense_cells`` weights (replicates x rows) it is found from the full cumulative
+        weights, beyond that by a binary search per replicate (memory stays O(rows + replicates)).
         """
         k = self.lengths.size
         if self.kind == "rate":
@@ -235,8 +256,13 @@ class Sample:
         out = np.full(counts.shape[0], math.nan)
         if self.values.size == 0:
             return out
-        vals = np.sort(self.values)
-        wins = self.window[np.argsort(self.values, kind="stable")]
+        order = np.argsort(self.values, kind="stable")
+        vals, wins = self.values[order], self.window[order]
+        total = counts @ np.bincount(wins, minlength=k)
+        rank = np.maximum(np.ceil(np.round(total * self.q / 100.0, 9)), 1)
+        if counts.shape[0] * vals.size <= dense_cells:
+            reached = np.cumsum(counts[:, wins], axis=1) >= rank[:, None]
+            return np.where(total > 0, vals[np.argmax(reached, axis=1)], math.nan)
         # Positions (in sorted order) of each window's rows, window j shifted by j * (n + 1) so that
         # one sorted array holds them all: the weight of the first i sorted rows in replicate b is
         # sum_j counts[b, j] * #(positions of window j below i).
@@ -244,8 +270,6 @@ class Sample:
         shifted = np.sort(np.arange(n) + wins * (n + 1))
         edges = np.concatenate([[0], np.cumsum(np.bincount(wins, minlength=k))])
         offsets = np.arange(k) * (n + 1)
-        total = counts @ np.diff(edges)
-        rank = np.maximum(np.ceil(np.round(total * self.q / 100.0, 9)), 1)
         lo = np.zeros(counts.shape[0], dtype=np.int64)
         hi = np.full(counts.shape[0], n, dtype=np.int64)
         while (lo < hi).any():  # binary search of the smallest i whose weight reaches the rank

@@ -26,8 +26,19 @@ CLASS_FACTOR = {"safe": 1.0, "risky": 1.6, "complex": 3.0}
 ESCALATION_P = {"safe": 0.0, "risky": 0.15, "complex": 0.6}
 
 
-def write_run(
-    root: Path,
+def write_run(root: Path, run_id: str, **kwargs: Any) -> Path:
+    """Write ``root/run_id`` with ``manifest.json`` and ``requests.arrow``; return the folder.
+
+    Keyword arguments are those of :func:`make_run`.
+    """
+    table, manifest = make_run(run_id, **kwargs)
+    run_dir = create_run_dir(Path(root), run_id)
+    write_table(run_dir, "requests", table)
+    write_json_atomic(run_dir / "manifest.json", manifest)
+    return run_dir
+
+
+def make_run(
     run_id: str,
     *,
     seed: int,
@@ -42,12 +53,11 @@ def write_run(
     error_rate: float = 0.01,
     conflicts_mean: float = 0.3,
     scenario: dict[str, Any] | None = None,
-) -> Path:
-    """Write ``root/run_id`` with ``manifest.json`` and ``requests.arrow``; return the folder.
+) -> tuple[pa.Table, dict[str, Any]]:
+    """The ``requests`` table (stream schema) and manifest of a synthetic run, in memory.
 
     Args:
-        root: results root (created if needed).
-        run_id: the run folder name.
+        run_id: the run's id.
         seed: seeds every draw.
         windows: windows of load after the warm-up window.
         window_s: window length.
@@ -122,8 +132,6 @@ def write_run(
         "conflicts": rng.poisson(conflicts_mean, size=n).astype(np.int32),
     }
     table = pa.table(data, schema=sch.schema("requests", final=False))
-    run_dir = create_run_dir(Path(root), run_id)
-    write_table(run_dir, "requests", table)
     scen = {"name": "synthetic", "agents": 100, "duration_s": windows * window_s, "seed": seed}
     scen.update(scenario or {})
     manifest = {
@@ -136,5 +144,4 @@ def write_run(
         "started_utc": "2026-01-01T00:00:00Z",
         "ended_utc": "2026-01-01T00:01:05Z",
     }
-    write_json_atomic(run_dir / "manifest.json", manifest)
-    return run_dir
+    return table, manifest
