@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "compare": "raybench.commands.compare:command",
     "baseline": "raybench.commands.baseline:command",
     "history": "raybench.commands.history:command",
+    "sweep": "raybench.commands.sweep:command",
 }
 
 
