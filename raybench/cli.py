@@ -26,6 +26,8 @@ COMMANDS: dict[str, str] = {
     "compare": "raybench.commands.compare:command",
     "baseline": "raybench.commands.baseline:command",
     "history": "raybench.commands.history:command",
+    "report": "raybench.commands.report:command",
+    "export": "raybench.commands.export:command",
     "sweep": "raybench.commands.sweep:command",
 }
 
