@@ -14,9 +14,10 @@ Timing model (see DESIGN "Rules of measurement"):
 
 Pipeline of one request (the plan of every random choice is drawn at dispatch, see workload.py):
 policy check and LLM review (modelled sleeps, in parallel when configured) -> denied? ->
-escalation to the expert pool (real queue) -> lease on the file key (retry with back-off; refusals
-counted) -> file operation on this node's FUSE mount -> versioned read or compare-and-set, with
-the lease released in the same operation -> event appended -> one row.
+escalation to the expert pool (real queue) -> lease on the file key (a refused request waits in
+the shard's FIFO queue, or polls with back-off in ``retry`` mode; refusals counted) -> file
+operation on this node's FUSE mount -> versioned read or compare-and-set, with the lease released
+in the same operation -> event appended -> one row.
 """
 
 from __future__ import annotations
@@ -197,7 +198,7 @@ class AgentHost:
         self.loop = asyncio.get_running_loop()
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="raybench-file")
         self.client = st.StateClient(
-            self.shards, max_ops=sc.batch_max_ops, interval=sc.batch_interval_s, max_inflight=2
+            self.shards, max_ops=sc.batch_max_ops, interval=sc.batch_interval_s, max_inflight=sc.batch_inflight
         )
         self.wall0, self.perf0 = time.time_ns(), time.perf_counter_ns()
         self.start_perf = self.perf0 + (load_start_ns - self.wall0)
@@ -350,6 +351,15 @@ class AgentHost:
                             await asyncio.sleep(rtt_lease / 1000.0)
                             rtt_total += rtt_lease
                         granted, version, shard_ns = await self.client.submit(file_key, st.ACQUIRE, rid, ttl_ns)
+                        if not granted and sc.lease_mode == "queue":
+                            # held: wait in the shard's FIFO queue for the hand-over, no polling
+                            conflicts += 1
+                            left = max(0.0, (deadline - time.perf_counter_ns()) / 1e9)
+                            granted, version, shard_ns = await self.client.shard(file_key).wait_lease.remote(
+                                file_key, rid, ttl_ns, left
+                            )
+                            if not granted:
+                                raise LeaseTimeout(f"lease on key {file_key} not granted within {sc.lease_max_wait_s}s")
                         if granted:
                             holds_lease, lease_start = True, shard_ns
                             break

@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "run": "raybench.commands.run:run",
     "smoke": "raybench.commands.run:smoke",
     "show": "raybench.commands.show:command",
+    "recover": "raybench.commands.recover:command",
     "fuse": "raybench.commands.fuse:command",
     "sla": "raybench.commands.sla:command",
     "compare": "raybench.commands.compare:command",

@@ -57,8 +57,10 @@ _SPEC: dict[str, Any] = {
         "lease_backoff": None,
         "lease_backoff_max": None,
         "lease_max_wait": None,
+        "lease_mode": None,
         "batch_max_ops": None,
         "batch_interval": None,
+        "batch_inflight": None,
     },
     "fuse": {
         "mode": None,
@@ -81,6 +83,7 @@ _FAULT_KEYS = ("kind", "start", "end", "stage", "extra", "share", "pool")
 FAULT_KINDS = ("slow_stage", "fail", "shrink_experts")
 STAGES = ("policy", "llm", "expert")
 FUSE_MODES = ("auto", "on", "off")
+LEASE_MODES = ("queue", "retry")
 FUSE_BACKENDS = ("fusepy", "mfusepy")
 
 
@@ -164,8 +167,10 @@ class Scenario:
     lease_backoff_s: float
     lease_backoff_max_s: float
     lease_max_wait_s: float
+    lease_mode: str  # queue: FIFO hand-over by the shard; retry: poll with jittered exponential back-off
     batch_max_ops: int
     batch_interval_s: float
+    batch_inflight: int  # batches per (host, shard) awaiting their reply before the next leaves
     fuse_mode: str
     fuse_backend: str
     file_bytes: int
@@ -236,8 +241,10 @@ class Scenario:
                 "lease_backoff": f"{self.lease_backoff_s}s",
                 "lease_backoff_max": f"{self.lease_backoff_max_s}s",
                 "lease_max_wait": f"{self.lease_max_wait_s}s",
+                "lease_mode": self.lease_mode,
                 "batch_max_ops": self.batch_max_ops,
                 "batch_interval": f"{self.batch_interval_s}s",
+                "batch_inflight": self.batch_inflight,
             },
             "fuse": {
                 "mode": self.fuse_mode,
@@ -619,8 +626,10 @@ def _build(raw: Mapping[str, Any]) -> Scenario:
         lease_backoff_s=backoff,
         lease_backoff_max_s=backoff_max,
         lease_max_wait_s=_dur(state, "lease_max_wait", "2s", "state"),
+        lease_mode=_choice(state, "lease_mode", "queue", LEASE_MODES, "state"),
         batch_max_ops=_int(state, "batch_max_ops", 256, "state", minimum=1),
-        batch_interval_s=_dur(state, "batch_interval", "1ms", "state", positive=False),
+        batch_interval_s=_dur(state, "batch_interval", "0s", "state", positive=False),
+        batch_inflight=_int(state, "batch_inflight", 1, "state", minimum=1),
         fuse_mode=_choice(fuse, "mode", "auto", FUSE_MODES, "fuse"),
         fuse_backend=_choice(fuse, "backend", "fusepy", FUSE_BACKENDS, "fuse"),
         file_bytes=_int(fuse, "file_bytes", 4096, "fuse", minimum=0),

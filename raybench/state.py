@@ -9,7 +9,9 @@ Invariants of a shard:
 * a key has at most one lease holder at a time; a lease is granted only when the key is free or
   its previous lease has expired (``ttl``), and the takeover of an expired lease is counted;
 * a key's version increases by one on each successful compare-and-set and never otherwise;
-* event sequence numbers increase by one per appended event.
+* event sequence numbers increase by one per appended event;
+* waiters for a held key (``wait_lease``) are granted in FIFO order the moment the key is released
+  or its lease expires, never by polling.
 
 :class:`StateClient` lives in an agent host's event loop and batches the operations of all its
 agents: at most ``max_inflight`` batches per shard are in flight; operations submitted meanwhile
@@ -50,6 +52,8 @@ class StateShard:
             0,
         )  # fmt: skip
         self._sampler: Any = None
+        # key -> FIFO of (owner, ttl_ns, future) waiting for the lease
+        self._waiters: dict[int, deque[tuple[int, int, asyncio.Future[tuple[bool, int, int]]]]] = {}
 
     def apply(self, ops: list[tuple[int, int, int, int]]) -> list[tuple[Any, ...]]:
         """Apply a batch of operations in order; returns one result tuple per operation.
@@ -73,7 +77,11 @@ class StateShard:
             now = time.time_ns()
             if code == ACQUIRE:
                 held = leases.get(key)
-                if held is None or held[0] == owner or held[1] <= now:
+                free = held is None or held[0] == owner or held[1] <= now
+                # FIFO fairness: while others queue for the key, a newcomer does not jump the queue
+                if free and (held is None or held[0] != owner) and self._waiters.get(key):
+                    free = False
+                if free:
                     if held is not None and held[0] != owner:
                         c["expired_takeovers"] += 1
                     leases[key] = (owner, now + arg)
@@ -103,12 +111,89 @@ class StateShard:
                     c["reads"] += 1
                 if held is not None and held[0] == owner:
                     del leases[key]
+                    self._hand_over(key, now)
                 if holds:
                     c["releases"] += 1
                 else:
                     c["lost_releases"] += 1
                 out.append((ok, version, now))
         return out
+
+    async def apply_async(self, ops: list[tuple[int, int, int, int]]) -> list[tuple[Any, ...]]:
+        """:meth:`apply` as a coroutine: the actor is async (it parks lease waiters), and a
+        coroutine without an ``await`` still runs start to end without interleaving."""
+        return self.apply(ops)
+
+    async def wait_lease(self, key: int, owner: int, ttl_ns: int, timeout_s: float) -> tuple[bool, int, int]:
+        """Wait in the key's FIFO queue until the lease is granted or ``timeout_s`` passes.
+
+        Returns ``(granted, version, shard_ns)`` like ``ACQUIRE``. Tried once more on arrival, so a
+        release between the caller's refused ACQUIRE and this call is not missed.
+        """
+        c = self.counters
+        granted = self.apply([(ACQUIRE, key, owner, ttl_ns)])[0]
+        if granted[0]:
+            return granted
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[tuple[bool, int, int]] = loop.create_future()
+        queue = self._waiters.setdefault(key, deque())
+        queue.append((owner, ttl_ns, fut))
+        c["queued"] = c.get("queued", 0) + 1
+        c["max_queue"] = max(c.get("max_queue", 0), len(queue))
+        self._watch_expiry(key)
+        try:
+            return await asyncio.wait_for(fut, timeout_s)
+        except TimeoutError:
+            if fut.done() and not fut.cancelled():  # granted at the last moment: give it back
+                self.apply([(RELEASE, key, owner, 0)])
+            self._drop_waiter(key, fut)
+            return (False, self.versions.get(key, 0), time.time_ns())
+
+    def _drop_waiter(self, key: int, fut: asyncio.Future[Any]) -> None:
+        queue = self._waiters.get(key)
+        if queue:
+            for item in list(queue):
+                if item[2] is fut:
+                    queue.remove(item)
+            if not queue:
+                del self._waiters[key]
+
+    def _hand_over(self, key: int, now: int) -> None:
+        """The key is free: grant it to the first waiter still waiting."""
+        queue = self._waiters.get(key)
+        while queue:
+            owner, ttl_ns, fut = queue.popleft()
+            if fut.done():
+                continue
+            self.leases[key] = (owner, now + ttl_ns)
+            self.counters["grants"] += 1
+            fut.set_result((True, self.versions.get(key, 0), now))
+            self._watch_expiry(key)
+            break
+        if queue is not None and not queue:
+            self._waiters.pop(key, None)
+
+    def _watch_expiry(self, key: int) -> None:
+        """Wake the queue of ``key`` when its current lease's TTL runs out (holder gone silent)."""
+        held = self.leases.get(key)
+        if held is None or not self._waiters.get(key):
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        owner, expires = held
+        delay = max(0.0, (expires - time.time_ns()) / 1e9)
+
+        def check() -> None:
+            now = time.time_ns()
+            current = self.leases.get(key)
+            if current is not None and current[0] == owner and current[1] <= now:
+                del self.leases[key]
+                self.counters["expired_takeovers"] += 1
+                self._hand_over(key, now)
+
+        loop.call_later(delay + 0.001, check)
 
     def stats(self) -> dict[str, Any]:
         """Counters, number of keys and leases held, event log length."""
@@ -133,7 +218,7 @@ class StateClient:
     """Batches state operations of one host's agents; one instance per event loop.
 
     Args:
-        shards: Ray actor handles of the shards (``apply.remote`` is called on them).
+        shards: Ray actor handles of the shards (``apply_async.remote`` is called on them).
         max_ops: a batch leaves at once when it reaches this many operations.
         interval: seconds to wait for more operations before sending (0: until the loop next runs).
         max_inflight: batches per shard awaiting their reply before new ones are held back.
@@ -150,6 +235,10 @@ class StateClient:
         self._tasks: set[asyncio.Task[None]] = set()
         self.calls = 0
         self.ops = 0
+
+    def shard(self, key: int) -> Any:
+        """The actor handle of the shard holding ``key``."""
+        return self.shards[shard_of(key, len(self.shards))]
 
     def submit(self, key: int, code: int, owner: int, arg: int = 0) -> asyncio.Future[Any]:
         """Queue one operation on the key's shard; the future resolves to its result tuple."""
@@ -177,7 +266,7 @@ class StateClient:
         self._inflight[i] += 1
         self.calls += 1
         self.ops += len(batch)
-        ref = self.shards[i].apply.remote([op for op, _ in batch])
+        ref = self.shards[i].apply_async.remote([op for op, _ in batch])
         task = asyncio.ensure_future(self._complete(i, ref, [f for _, f in batch]))  # noqa: RUF006 (kept in _tasks)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -1,0 +1,362 @@
+"""The driver's side of a run: start the actors, watch the load, act on SLA violations.
+
+Everything here runs in the driver process on the head node. It never measures requests itself;
+it reads the rows the hosts wrote (through the aggregator's completed windows) and judges them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from raybench.errors import FuseUnavailable, RayFailure
+from raybench.monitor import ProcessSampler
+from raybench.scenario import Scenario
+
+#: A window is judged this long after it ends (late flushes of the hosts arrive meanwhile).
+WINDOW_SETTLE_S = 1.5
+#: Seconds to wait for actors to come up before giving up.
+STARTUP_TIMEOUT_S = 120.0
+
+Progress = Callable[[str], None]
+
+
+def _nodes() -> list[dict[str, Any]]:
+    import ray
+
+    out = []
+    for n in ray.nodes():
+        if not n.get("Alive"):
+            continue
+        res = n.get("Resources", {})
+        out.append(
+            {
+                "node_id": n["NodeID"],
+                "address": n.get("NodeManagerAddress"),
+                "cpus": res.get("CPU", 0.0),
+                "memory_bytes": int(res.get("memory", 0)),
+                "head": "node:__internal_head__" in res,
+            }
+        )
+    return out
+
+
+class Driver:
+    """State of one run in the driver process."""
+
+    def __init__(self, sc: Scenario, run_dir: Path, address: str | None, progress: Progress) -> None:
+        self.sc = sc
+        self.run_dir = run_dir
+        self.run_id = run_dir.name
+        self.address = address
+        self.progress = progress
+        self.events: list[tuple[int, str, str]] = []
+        self.sampler = ProcessSampler("driver")
+        self.actors: dict[str, list[Any]] = {}
+        self.fuse: dict[str, Any] = {"mode": sc.fuse_mode, "backend": sc.fuse_backend, "enabled": False}
+        self.hosts: list[Any] = []
+        self.fuse_nodes: list[Any] = []
+        self.window_stats: list[dict[str, Any]] = []
+        self.resource_rows: list[tuple[Any, ...]] = []
+        self.abort_reason: str | None = None
+        self.t0 = 0
+        self._fault_state: dict[int, int] = {}
+        self._handed = -1
+        self._stopped = False
+        self._side: ThreadPoolExecutor | None = None
+        self._side_jobs: list[Future[Any]] = []
+        self.sla = None
+        self.monitor = None
+        if sc.sla and sc.sla.get("thresholds"):
+            from raybench.sla import parse_config
+
+            self.sla = parse_config(sc.sla)
+
+    def event(self, kind: str, ts_ns: int | None = None, **detail: Any) -> None:
+        """Record an event; it is streamed to the aggregator at once so a crash keeps it."""
+        row = (ts_ns or time.time_ns(), kind, json.dumps(detail, default=str))
+        self.events.append(row)
+        aggregator = getattr(self, "aggregator", None)
+        if aggregator is not None:
+            aggregator.write_rows.remote("events", [(self.run_id, *row)])
+
+    # -- set-up --------------------------------------------------------------------------------
+
+    def start_actors(self, plan_hosts: Callable[[Scenario, list[dict[str, Any]]], list[tuple[str, list[int]]]]) -> None:
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy as Pin
+
+        from raybench.agents import AgentHost
+        from raybench.aggregator import Aggregator
+        from raybench.experts import ExpertPool
+        from raybench.state import StateShard
+
+        sc = self.sc
+        self.nodes = _nodes()
+        self.head = ray.get_runtime_context().get_node_id()
+        self.sampler.node_id = self.head
+        self.aggregator = (
+            ray.remote(Aggregator)
+            .options(num_cpus=0, scheduling_strategy=Pin(self.head, soft=False))
+            .remote(str(self.run_dir), 0, sc.window_s)
+        )
+        self.shards = [
+            ray.remote(StateShard).options(num_cpus=0, max_concurrency=100_000, scheduling_strategy="SPREAD").remote(i)
+            for i in range(sc.shards)
+        ]
+        self.experts = ray.remote(ExpertPool).options(num_cpus=0, max_concurrency=100_000).remote(sc.experts)
+        fuse_roots = self._start_fuse()
+        self.host_plan = plan_hosts(sc, self.nodes)
+        scenario_dict = sc.to_dict()
+        for h, (node_id, agent_ids) in enumerate(self.host_plan):
+            self.hosts.append(
+                ray.remote(AgentHost)
+                .options(num_cpus=0, max_concurrency=1_000_000, scheduling_strategy=Pin(node_id, soft=False))
+                .remote(h, agent_ids, scenario_dict, self.run_id, self.shards, self.experts, self.aggregator,
+                        fuse_roots.get(node_id), node_id)
+            )  # fmt: skip
+        self.actors = {
+            "aggregator": [self.aggregator],
+            "shard": self.shards,
+            "experts": [self.experts],
+            "host": self.hosts,
+            "fuse": self.fuse_nodes,
+        }
+        ready = [h.info.remote() for h in self.hosts] + [s.stats.remote() for s in self.shards]
+        ready += [self.experts.stats.remote(), self.aggregator.take_windows.remote(-1)]
+        try:
+            ray.get(ready, timeout=STARTUP_TIMEOUT_S)
+        except Exception as exc:
+            raise RayFailure(f"actors did not come up within {STARTUP_TIMEOUT_S:.0f}s: {exc}") from exc
+
+    def _start_fuse(self) -> dict[str, str]:
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy as Pin
+
+        if self.sc.fuse_mode == "off":
+            self.fuse["reason"] = "fuse.mode = off"
+            return {}
+        from raybench.fusenode import FuseNode
+
+        options = {
+            "direct_io": self.sc.fuse_direct_io,
+            "attr_timeout": self.sc.fuse_attr_timeout_s,
+            "entry_timeout": self.sc.fuse_entry_timeout_s,
+        }
+        for n in self.nodes:
+            self.fuse_nodes.append(
+                ray.remote(FuseNode)
+                .options(num_cpus=0, scheduling_strategy=Pin(n["node_id"], soft=False))
+                .remote(self.run_id, self.sc.fuse_backend, options)
+            )
+        results = []
+        for n, ref in zip(self.nodes, [a.start.remote() for a in self.fuse_nodes], strict=True):
+            try:
+                results.append(ray.get(ref, timeout=STARTUP_TIMEOUT_S))
+            except Exception as exc:  # that node's FUSE service failed: run on without it there
+                results.append({"node_id": n["node_id"], "reason": f"FUSE service failed: {str(exc)[:200]}"})
+        self.fuse["nodes"] = results
+        roots = {r["node_id"]: r["mountpoint"] for r in results if "mountpoint" in r}
+        reasons = sorted({r["reason"] for r in results if "reason" in r})
+        if reasons:
+            self.fuse["reason"] = "; ".join(reasons)
+            if self.sc.fuse_mode == "on":
+                raise FuseUnavailable(f"fuse.mode = on but FUSE is unavailable: {self.fuse['reason']}")
+            self.event("fuse_error", reason=self.fuse["reason"])
+        self.fuse["enabled"] = bool(roots)
+        return roots
+
+    def start_load(self, t0: int) -> list[Any]:
+        import ray
+
+        self.t0 = t0
+        ray.get(self.aggregator.set_t0.remote(t0))
+        if self.sla is not None:
+            self.monitor = self.sla.monitor(t0_ns=t0, run_id=self.run_id)
+        return [h.run.remote(t0) for h in self.hosts]
+
+    # -- while the load runs -------------------------------------------------------------------
+
+    def sample_resources(self) -> None:
+        import ray
+
+        rows = [(self.run_id, *self.sampler.sample())]
+        refs = [a.sample_resources.remote() for group in self.actors.values() for a in group]
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0.5)
+        for ref in ready:
+            try:
+                rows.append((self.run_id, *ray.get(ref)))
+            except Exception as exc:  # a dead actor; the watch loop notices it too
+                self.event("sample_failed", error=str(exc)[:200])
+        self.resource_rows.extend(rows)
+        self.aggregator.write_rows.remote("resources", rows)
+
+    def watch(self, host_refs: list[Any]) -> None:
+        """Until every host has finished: sample resources, apply faults, judge windows, report."""
+        import ray
+
+        sc = self.sc
+        end = self.t0 + int(sc.duration_s * 1e9)
+        next_sample = time.time()
+        last_line = 0.0
+        pending = list(host_refs)
+        while pending:
+            _, pending = ray.wait(pending, num_returns=len(pending), timeout=0.25)
+            now = time.time()
+            if now >= next_sample:
+                self.sample_resources()
+                next_sample = now + 1.0
+            self.apply_faults(now)
+            # windows ending more than WINDOW_SETTLE_S ago are complete
+            upto = int((now * 1e9 - self.t0 - WINDOW_SETTLE_S * 1e9) // int(sc.window_s * 1e9)) - 1
+            self.take_windows(upto)
+            if now - last_line >= max(2.0, min(sc.window_s, 10.0)):
+                last_line = now
+                self.progress_line(now, end)
+            if self.abort_reason is not None and not self._stopped:
+                self._stopped = True
+                self.stop_hosts("abort")
+
+    def take_windows(self, upto: int) -> None:
+        import ray
+
+        if upto <= self._handed:
+            return
+        for k, table in ray.get(self.aggregator.take_windows.remote(upto)).items():
+            self.on_window(k, table)
+        self._handed = upto
+
+    def apply_faults(self, now: float) -> None:
+        import ray
+
+        t = (now * 1e9 - self.t0) / 1e9
+        for i, f in enumerate(self.sc.faults):
+            if f.kind != "shrink_experts":
+                continue
+            state = self._fault_state.get(i)
+            if state is None and f.active(t):
+                previous = ray.get(self.experts.set_capacity.remote(f.pool), timeout=10)
+                self._fault_state[i] = previous
+                self.event("fault_start", kind=f.kind, pool=f.pool, previous=previous)
+            elif state is not None and state >= 0 and t >= f.end_s:
+                ray.get(self.experts.set_capacity.remote(state), timeout=10)
+                self._fault_state[i] = -1
+                self.event("fault_end", kind=f.kind, pool=state)
+
+    def on_window(self, k: int, table: Any) -> None:
+        import numpy as np
+
+        from raybench.stats import percentile
+
+        w_ns = int(self.sc.window_s * 1e9)
+        start, end = self.t0 + k * w_ns, self.t0 + (k + 1) * w_ns
+        lat = np.array([])
+        if table.num_rows:
+            warm = table.column("warmup").to_numpy(zero_copy_only=False)
+            lat = table.column("latency_ms").to_numpy()[~warm]
+        stat: dict[str, Any] = {"window": k, "count": int(lat.size), "p99_ms": percentile(lat, 99.0)}
+        if self.monitor is not None:
+            resources = self._resources_between(start, end)
+            for v in self.monitor.observe_window(k, start, end, table, resources):
+                self.on_violation(v)
+            failing = [o.threshold_id for o in self.monitor.last_observations.values() if o.passed is False]
+            stat["failing"] = failing
+        self.window_stats.append(stat)
+
+    def _resources_between(self, start: int, end: int) -> Any:
+        import pyarrow as pa
+
+        from raybench.recording import RowBuffer
+
+        buf = RowBuffer("resources")
+        buf.rows = [r for r in self.resource_rows if start <= r[1] < end]
+        batch = buf.take()
+        return pa.Table.from_batches([batch]) if batch is not None else None
+
+    def on_violation(self, v: Any) -> None:
+        from raybench import alerts
+
+        detail = v.to_detail()
+        self.event("violation", ts_ns=v.ts_ns, **detail)
+        self.progress(f"SLA violation: {v.summary()}")
+        if self._side is None:
+            self._side = ThreadPoolExecutor(max_workers=4, thread_name_prefix="raybench-actions")
+        if "alert" in v.actions and self.sla is not None:
+            for hook in self.sla.webhooks:
+                self._side_jobs.append(self._side.submit(self._alert, alerts.send_alert, hook, detail, v.summary()))
+        if "rollback" in v.actions and self.sla is not None and self.sla.rollback is not None:
+            self._side_jobs.append(self._side.submit(self._rollback, alerts.run_rollback, self.sla.rollback, detail))
+        if "abort" in v.actions and self.abort_reason is None:
+            self.abort_reason = v.summary()
+
+    def _alert(self, send: Any, hook: Any, detail: dict[str, Any], summary: str) -> None:
+        result = send(hook, detail, summary)
+        self.event("alert", **result.to_detail())
+
+    def _rollback(self, run: Any, cfg: Any, detail: dict[str, Any]) -> None:
+        result = run(cfg, detail)
+        self.event("rollback", **result.to_detail())
+
+    def wait_actions(self, timeout: float = 60.0) -> None:
+        """Let alert deliveries and rollbacks in progress finish (each has its own timeout)."""
+        for job in self._side_jobs:
+            try:
+                job.result(timeout=timeout)
+            except Exception as exc:  # an action never fails the run
+                self.event("action_failed", error=str(exc)[:300])
+        if self._side is not None:
+            self._side.shutdown(wait=False)
+
+    def progress_line(self, now: float, end_ns: int) -> None:
+        elapsed = now - self.t0 / 1e9
+        remaining = max(0.0, end_ns / 1e9 - now)
+        last = self.window_stats[-1] if self.window_stats else None
+        if last and last["count"]:
+            tail = f"window {last['window']}: {last['count'] / self.sc.window_s:,.0f} req/s, p99 {last['p99_ms']:.1f}ms"
+            if last.get("failing"):
+                tail += f", failing: {', '.join(last['failing'])}"
+        else:
+            tail = "first window not complete yet"
+        phase = "warm-up" if elapsed < self.sc.warmup_s else ("load" if remaining > 0 else "draining")
+        self.progress(
+            f"[{max(0.0, elapsed):6.1f}s {phase:>8}] {self.sc.agents:,} agents, {remaining:5.1f}s left, {tail}"
+        )
+
+    # -- the end -------------------------------------------------------------------------------
+
+    def stop_hosts(self, reason: str) -> None:
+        self.event(reason, reason=self.abort_reason or reason)
+        for h in self.hosts:
+            h.stop.remote()
+
+    def collect_stats(self) -> dict[str, Any]:
+        import ray
+
+        def get(refs: list[Any]) -> list[Any]:
+            try:
+                return list(ray.get(refs, timeout=10))
+            except Exception:
+                return []
+
+        experts = get([self.experts.stats.remote()]) if hasattr(self, "experts") else []
+        return {
+            "shards": get([s.stats.remote() for s in getattr(self, "shards", [])]),
+            "experts": experts[0] if experts else {},
+        }
+
+    def teardown(self) -> None:
+        import contextlib
+
+        import ray
+
+        for f in self.fuse_nodes:
+            with contextlib.suppress(Exception):
+                ray.get(f.stop.remote(), timeout=15)
+        for group in self.actors.values():
+            for a in group:
+                with contextlib.suppress(Exception):
+                    ray.kill(a)
