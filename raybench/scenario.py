@@ -260,7 +260,7 @@ class Scenario:
                 {"name": r.name, "weight": r.weight, "utc_offset": r.utc_offset, "rtt": r.rtt.to_dict()}
                 for r in self.regions
             ],
-            "sla": copy.deepcopy(dict(self.sla)),
+            "sla": _redacted(self.sla),
             "faults": [f.to_dict() for f in self.faults],
         }
 
@@ -268,6 +268,22 @@ class Scenario:
     def from_dict(raw: Mapping[str, Any]) -> Scenario:
         """Validate raw tables (TOML layout) into a Scenario. Raises ScenarioError."""
         return _build(raw)
+
+
+#: Keys of the ``[sla]`` table whose values are secrets: never written to a manifest or a log.
+SECRET_KEYS = ("url", "routing_key")
+
+
+def _redacted(sla: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``[sla]`` table with webhook URLs and routing keys replaced (use ``*_env`` keys to keep
+    secrets out of scenario files altogether)."""
+    out = copy.deepcopy(dict(sla))
+    for hook in out.get("webhooks", []) or []:
+        if isinstance(hook, dict):
+            for key in SECRET_KEYS:
+                if key in hook:
+                    hook[key] = "<redacted>"
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
