@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 #: Default relative change beyond which a significant change is a regression (or improvement).
 DEFAULT_THRESHOLD = 0.10
-#: Default significance level of the Mann–Whitney test.
+#: Default family-wise significance level (Holm-adjusted Mann–Whitney p-values of one comparison).
 DEFAULT_ALPHA = 0.05
 #: Default number of bootstrap replicates.
 DEFAULT_BOOTSTRAP = 1000

@@ -2,8 +2,11 @@
 
 Rows are the non-warm-up rows of ``requests.arrow``. Row ``r`` falls in window ``k`` when its
 ``ts_end_ns`` is in ``[t0 + k*W, t0 + (k+1)*W)``; ``t0`` is the manifest's ``load_start_ns``
-(fallback: the earliest ``ts_intended_ns``), ``W`` is 5 s unless asked otherwise. The grid ends at
-``load_end_ns`` (fallback: the last ``ts_end_ns``); later rows (the drain) join the last window, rows
+(fallback: the earliest ``ts_intended_ns``) plus the warm-up (the manifest scenario's
+``run.warmup``; when it is not there but rows are flagged warm-up, the earliest ``ts_intended_ns``
+of the other rows), so no window covers only warm-up. ``W`` is 5 s unless asked otherwise. The
+grid ends at ``load_end_ns`` (fallback: the last ``ts_end_ns``); later rows (the drain) join the
+last window, rows
 ending before ``t0`` join the first, and a last window shorter than ``W/2`` is merged into the one
 before it (so no window's throughput is computed over a sliver of time).
 
@@ -26,6 +29,7 @@ import numpy as np
 from raybench import stats
 from raybench.errors import ResultsError, UsageError, nearest
 from raybench.store import load_manifest, read_table
+from raybench.units import parse_duration
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -141,6 +145,20 @@ def load_run(run_dir: Path | str, *, window_s: float = DEFAULT_WINDOW_S) -> RunD
     return run_from_table(table, manifest, path, window_s=window_s)
 
 
+def _measured_start(manifest: dict[str, Any], table: pa.Table, keep: np.ndarray) -> int:
+    """Start of the measured load in ns: load start plus warm-up (see the module docstring)."""
+    intended = table.column("ts_intended_ns").to_numpy(zero_copy_only=False).astype(np.int64)
+    start = manifest.get("load_start_ns") or int(intended.min())
+    warmup = ((manifest.get("scenario") or {}).get("run") or {}).get("warmup")
+    try:
+        return int(start + parse_duration(warmup) * 1e9)
+    except (TypeError, ValueError):
+        pass
+    if not keep.all():  # warm-up rows but no warm-up length: start at the first measured request
+        return max(int(start), int(intended[keep].min()))
+    return int(start)
+
+
 def run_from_table(
     table: pa.Table, manifest: dict[str, Any], path: Path | str, *, window_s: float = DEFAULT_WINDOW_S
 ) -> RunData:
@@ -167,7 +185,7 @@ def run_from_table(
 
     f64 = np.float64
     ts_end = col("ts_end_ns").astype(np.int64)
-    t0 = manifest.get("load_start_ns") or int(col("ts_intended_ns").min())
+    t0 = _measured_start(manifest, table, keep)
     t_stop = manifest.get("load_end_ns") or int(ts_end.max()) + 1
     if t_stop <= t0:
         t_stop = max(int(ts_end.max()) + 1, t0 + 1)

@@ -10,7 +10,8 @@ Method:
   the smallest larger size that did not, until they are within ``resolution`` (relative) of each
   other or ``max_runs`` runs were made.
 * Growth: least-squares slopes against ``N`` of p99 latency, throughput, memory (the sum over all
-  raybench processes of each one's peak RSS) and CPU (sum over processes of mean CPU %), from the
+  raybench processes of each one's peak RSS) and CPU (sum over processes of each one's median CPU %:
+  a median, because a process's first psutil sample can be far off), from the
   rows each run wrote (latency and throughput as in ``raybench compare``, non-warm-up rows).
 * ``sweep.arrow`` has one row per size, sorted by ``N``; its metadata holds the slopes and the
   recommendation.
@@ -122,9 +123,9 @@ def point_from_run(run_dir: Path, agents: int, status: str, sla_pass: bool | Non
 
         keys = res.select(["node_id", "pid"]).cast(pa.schema([("node_id", pa.string()), ("pid", pa.int32())]))
         per = keys.append_column("rss", res.column("rss_bytes")).append_column("cpu", res.column("cpu_percent"))
-        grouped = per.group_by(["node_id", "pid"]).aggregate([("rss", "max"), ("cpu", "mean")])
+        grouped = per.group_by(["node_id", "pid"]).aggregate([("rss", "max"), ("cpu", "approximate_median")])
         memory = float(np.sum(grouped.column("rss_max").to_numpy())) / 2**20
-        cpu = float(np.sum(grouped.column("cpu_mean").to_numpy()))
+        cpu = float(np.sum(grouped.column("cpu_approximate_median").to_numpy()))
     return SweepPoint(
         agents=agents,
         run_id=str(manifest.get("run_id", run_dir.name)),

@@ -1,6 +1,7 @@
 """Synthetic run folders drawn from known distributions, for testing the comparison statistics only.
 
-A run has ``windows`` windows of ``window_s`` seconds after a warm-up window. Arrivals are Poisson
+A run has ``windows`` windows of ``window_s`` seconds after a warm-up window (the load starts at
+``T0_NS - window_s``; requests intended before ``T0_NS`` are flagged warm-up). Arrivals are Poisson
 (``rate_rps`` per second); latencies are lognormal around ``median_ms`` per class, multiplied by a
 per-window level that follows an AR(1) process in log space (so rows within a run are autocorrelated,
 as in a real run where GC pauses or a busy node slow down a stretch of requests). Each knob that a
@@ -52,6 +53,7 @@ def make_run(
     level_ar: float = 0.6,
     error_rate: float = 0.01,
     conflicts_mean: float = 0.3,
+    agents: int = 100,
     scenario: dict[str, Any] | None = None,
 ) -> tuple[pa.Table, dict[str, Any]]:
     """The ``requests`` table (stream schema) and manifest of a synthetic run, in memory.
@@ -69,7 +71,9 @@ def make_run(
         level_ar: AR(1) coefficient of the per-window log level.
         error_rate: probability that a request ends in error or timeout.
         conflicts_mean: mean of the Poisson number of refused lease attempts.
-        scenario: the manifest's ``scenario`` dict (default: a fixed small scenario plus the seed).
+        agents: the scenario's ``run.agents`` (only recorded in the manifest).
+        scenario: top-level keys added to the manifest's ``scenario`` dict, which holds ``name`` and
+            ``run`` (agents, duration, warm-up of one window before ``T0_NS``, seed).
     """
     rng = np.random.default_rng(seed)
     w_ns = int(window_s * 1e9)
@@ -132,14 +136,14 @@ def make_run(
         "conflicts": rng.poisson(conflicts_mean, size=n).astype(np.int32),
     }
     table = pa.table(data, schema=sch.schema("requests", final=False))
-    scen = {"name": "synthetic", "agents": 100, "duration_s": windows * window_s, "seed": seed}
-    scen.update(scenario or {})
+    run = {"agents": agents, "duration": f"{(windows + 1) * window_s}s", "warmup": f"{window_s}s", "seed": seed}
+    scen = {"name": "synthetic", "run": run, **(scenario or {})}
     manifest = {
         "schema_version": sch.SCHEMA_VERSION,
         "run_id": run_id,
         "status": "completed",
         "scenario": scen,
-        "load_start_ns": T0_NS,
+        "load_start_ns": warm_start,
         "load_end_ns": T0_NS + windows * w_ns,
         "started_utc": "2026-01-01T00:00:00Z",
         "ended_utc": "2026-01-01T00:01:05Z",

@@ -213,7 +213,7 @@ def big_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "p05": write_run(root, "p05", seed=3, latency_scale=1.05, **kw),
         "faster": write_run(root, "faster", seed=4, latency_scale=0.85, **kw),
         "slow_tp": write_run(root, "slow_tp", seed=5, **{**kw, "rate_rps": 320.0}),
-        "errors": write_run(root, "errors", seed=6, error_rate=0.03, scenario={"agents": 200}, **kw),
+        "errors": write_run(root, "errors", seed=6, error_rate=0.03, agents=200, **kw),
     }
 
 
@@ -245,10 +245,10 @@ def test_throughput_down_and_errors_up_are_regressions(big_runs: dict[str, Path]
     assert comp.row("throughput_rps").verdict == "regression"
     comp = compare_runs(big_runs["base"], big_runs["errors"])
     assert comp.row("error_rate").verdict == "regression"
-    assert comp.scenario_diff == ("agents: 100 -> 200",)
+    assert comp.scenario_diff == ("run.agents: 100 -> 200",)
     lines = format_comparison(comp)
     assert any(line.startswith("warning: the runs are of different scenarios") for line in lines)
-    assert "  agents: 100 -> 200" in lines
+    assert "  run.agents: 100 -> 200" in lines
 
 
 def test_same_scenario_different_seeds_false_positive_rate(tmp_path: Path) -> None:

@@ -102,3 +102,19 @@ def test_real_sweep_on_local_ray(ray_local, tmp_path: Path) -> None:
         assert (a.largest_held, a.first_broken) == (20, 40)
     else:
         assert a.largest_held is None and a.recommendation.startswith("no size held")
+
+
+def test_cli_usage_errors_exit_2_before_starting_anything(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from raybench.cli import cli
+
+    for args, message in (
+        (["--agents", "many"], "--agents 'many' is not a list"),
+        (["--agents", "10", "--resolution", "fine"], "--resolution"),
+        (["--agents", "10", "--preset", "nope"], "nope"),
+    ):
+        result = CliRunner().invoke(cli, ["sweep", *args, "--out", str(tmp_path)])
+        assert result.exit_code == 2, result.output
+        assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
