@@ -64,7 +64,9 @@ class RunData:
         self.scenario: dict[str, Any] = self.manifest.get("scenario") or {}
         self.run_id = str(self.manifest.get("run_id", path.name))
         run = self.scenario.get("run") or {}
-        self.duration_s = _seconds(run.get("duration"), 0.0)
+        span = self.manifest.get("load_end_ns"), self.manifest.get("load_start_ns")
+        planned = (span[0] - span[1]) / 1e9 if all(isinstance(x, int) for x in span) else 0.0
+        self.duration_s = _seconds(run.get("duration"), planned)
         self.warmup_s = _seconds(run.get("warmup"), 0.0)
         self.window_s = _seconds(run.get("window"), 0.0) or _seconds(
             (self.scenario.get("sla") or {}).get("window"), 5.0
