@@ -242,8 +242,8 @@ class Sample:
     def per_window(self) -> np.ndarray:
         """The metric in each window that has data (every window for ``rate``).
 
-        A window's quantile is :meth:`replicate` with that window alone (the nearest-rank
-        percentile of its rows).
+        A window's quantile is the nearest-rank percentile of its rows: its ``ceil(q/100 * n)``-th
+        smallest value, as in :func:`raybench.stats.percentile`.
         """
         k = self.lengths.size
         if self.kind == "rate":
@@ -252,7 +252,11 @@ class Sample:
         if self.kind == "mean":
             sums = np.bincount(self.window, weights=self.values, minlength=k)
             return sums[n > 0] / n[n > 0]
-        return self.replicate(np.eye(k)[n > 0])
+        ordered = self.values[np.lexsort((self.values, self.window))]
+        starts = np.concatenate([[0], np.cumsum(n)[:-1]])[n > 0]
+        counts = n[n > 0]
+        rank = np.maximum(np.ceil(np.round(counts * self.q / 100.0, 9)), 1).astype(np.int64)
+        return ordered[starts + rank - 1]
 
     def replicate(self, counts: np.ndarray, *, dense_cells: int = DENSE_CELLS) -> np.ndarray:
         """The metric over resampled windows: ``counts[b, k]`` copies of window ``k`` in replicate ``b``.
