@@ -173,6 +173,8 @@ def section_summary(run: RunData) -> str:
         "coord = lease wait + state operation + event append; lag = the harness's own scheduling "
         "delay; timing err = measured − modelled think time (the harness's timing error)."
     )
+    if not run.summary:
+        return "\n".join([kv(_facts(run)), note("No requests in this run folder."), sla_html(run)])
     return "\n".join([kv(_facts(run)), table(_SUMMARY_HEADER, _summary_rows(run)), legend, sla_html(run)])
 
 
@@ -377,20 +379,22 @@ def section_fuse(run: RunData) -> str:
         names = sorted(set(op.tolist()))
         targets = sorted(set(target.tolist()))
         stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        rows = []
         for tg in targets:
-            p50s, p99s = [], []
-            for o in names:
+            ps = [percentiles(lat[(op == o) & (target == tg) & good], (50.0, 99.0)) for o in names]
+            stats[tg] = (np.array([p[50.0] for p in ps]), np.array([p[99.0] for p in ps]))
+        rows = []
+        for i, o in enumerate(names):
+            for tg in targets:
                 m = (op == o) & (target == tg)
-                ps = percentiles(lat[m & good], (50.0, 99.0))
-                p50s.append(ps[50.0])
-                p99s.append(ps[99.0])
-                rows.append([o, tg, f"{int(m.sum()):,}", f"{int((m & ~good).sum()):,}", num(ps[50.0]), num(ps[99.0])])
-            stats[tg] = (np.array(p50s), np.array(p99s))
+                p50, p99 = stats[tg][0][i], stats[tg][1][i]
+                ratio = p50 / stats["native"][0][i] if tg != "native" and "native" in stats else math.nan
+                rows.append([o, tg, f"{int(m.sum()):,}", f"{int((m & ~good).sum()):,}", num(p50), num(p99),
+                             num(ratio, "{:.1f}x")])  # fmt: skip
+        header = ("op", "target", "count", "failed", "p50 µs", "p99 µs", "p50 vs native")
         return "\n".join(
             [
                 img(plots.fuse_ops(names, stats), "FUSE vs native latency per operation"),
-                table(("op", "target", "count", "failed", "p50 µs", "p99 µs"), rows, left=2),
+                table(header, rows, left=2),
                 note("From fuse_ops.arrow; percentiles over the operations that succeeded."),
             ]
         )

@@ -94,7 +94,13 @@ class RunData:
         self.classes = [c for c in known if (cls == c).any()] + [
             c for c in dict.fromkeys(cls.tolist()) if c not in known
         ]
-        self.summary: list[dict[str, Any]] = self.manifest.get("summary") or self._summary()
+        recorded = self.manifest.get("summary")
+        # A run's manifest carries the summary per scope; other folders (``raybench fuse``) have
+        # their own summary shape or none: recompute it from the requests then.
+        if isinstance(recorded, list) and recorded and all(isinstance(r, dict) and "scope" in r for r in recorded):
+            self.summary: list[dict[str, Any]] = recorded
+        else:
+            self.summary = self._summary() if self.requests.num_rows else []
 
     def _summary(self) -> list[dict[str, Any]]:
         from raybench.summary import summarize as summarize_requests

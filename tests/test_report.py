@@ -215,3 +215,41 @@ def test_without_matplotlib_one_line_with_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(UsageError, match=r"install the report extra: pip install 'raybench\[report\]'"):
         plots.require()
+
+
+def test_fuse_only_folder_reports_fuse_vs_native_per_operation(tmp_path):
+    import numpy as np
+    import pyarrow as pa
+
+    from raybench import schema, store
+
+    run = store.create_run_dir(tmp_path, "fuse1")
+    rng = np.random.default_rng(0)
+    n = 400
+    ops = np.array(["read", "write", "stat", "fsync"])[rng.integers(0, 4, n)]
+    target = np.where(np.arange(n) % 2 == 0, "fuse", "native")
+    latency = np.where(target == "fuse", 200.0, 20.0) * rng.lognormal(0, 0.3, n)
+    ok = np.arange(n) % 50 != 0
+    data = pa.table(
+        {"run_id": ["fuse1"] * n, "ts_ns": np.arange(n, dtype=np.int64) * 1000, "node_id": ["n1"] * n,
+         "worker": (np.arange(n) % 4).astype(np.int32), "op": ops, "target": target,
+         "bytes": np.full(n, 4096), "latency_us": latency, "ok": ok,
+         "errno": pa.array(np.where(ok, 0, 5).astype(np.int32), mask=ok)},
+        schema=schema.schema("fuse_ops", final=False),
+    )  # fmt: skip
+    store.write_table(run, "fuse_ops", data)
+    # the manifest `raybench fuse` writes: its own summary shape, no scenario, no requests
+    store.write_json_atomic(run / "manifest.json", {"schema_version": 1, "run_id": "fuse1", "kind": "fuse",
+                                                    "status": "ok", "summary": {"all": {"fuse": 1}}})  # fmt: skip
+    found = sections_of(build_report(run))
+    assert "No requests in this run folder" in found["summary"]
+    fuse = found["fuse"]
+    assert images_of(fuse)
+    for op in ("read", "write", "stat", "fsync"):
+        assert f'<td class="l">{op}</td><td class="l">fuse</td>' in fuse
+    from raybench.report_html import num
+    from raybench.stats import percentile
+
+    m = (ops == "read") & (target == "fuse") & ok
+    assert f"<td>{num(percentile(latency[m], 99.0))}</td>" in fuse
+    assert f"<td>{int(((ops == 'read') & (target == 'fuse') & ~ok).sum()):,}</td>" in fuse
