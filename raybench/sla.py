@@ -485,3 +485,44 @@ def parse_config(table: Mapping[str, Any], **kwargs: Any) -> SlaConfig:
     from raybench.sla_config import parse_sla_config
 
     return parse_sla_config(table, **kwargs)
+
+
+def _fmt_value(value: float | None, th: Any) -> str:
+    from raybench.units import format_ms
+
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if th.metric in ("percentile", "mean", "min", "max"):
+        return format_ms(value)
+    if th.metric == "throughput" and not th.relative:
+        return f"{value:.1f}/s"
+    return f"{value * 100:.3g}%"
+
+
+def format_table(rows: list[dict[str, Any]], thresholds: Any) -> list[str]:
+    """Lines of the verdict table (one row per threshold), for printing."""
+    by_id = {t.id: t for t in thresholds}
+    header = ("threshold", "observed", "target", "verdict", "windows failed", "count")
+    body = []
+    for r in rows:
+        th = by_id[r["id"]]
+        if r["cumulative_passed"] is None:
+            verdict = "NO DATA"
+        elif r["passed"]:
+            verdict = "pass"
+        elif r["violated"] and r["cumulative_passed"]:
+            verdict = "FAIL (windows)"
+        else:
+            verdict = "FAIL"
+        body.append(
+            (
+                r["id"],
+                _fmt_value(r["observed"], th),
+                f"{th.op} {_fmt_value(r['target'], th)}",
+                verdict,
+                f"{r['windows_failed']}/{r['windows_total']}",
+                str(r["count"]),
+            )
+        )
+    widths = [max(len(x[i]) for x in [header, *body]) for i in range(len(header))]
+    return ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in [header, *body]]

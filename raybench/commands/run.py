@@ -41,6 +41,8 @@ def _common(f: Any) -> Any:
         click.option("--run-id", help="Name of the run folder (refused if it exists)."),
         click.option("--address", help="Ray cluster to use (auto, ray://host:10001, ...); default: a local Ray."),
         click.option("--quiet", is_flag=True, help="No progress lines."),
+        click.option("--baseline", metavar="NAME",
+                     help="Compare with this saved baseline at the end (exit 1 on a regression)."),
     ]  # fmt: skip
     for option in reversed(options):
         f = option(f)
@@ -62,6 +64,11 @@ def _execute(sc: scn.Scenario, kw: dict[str, Any]) -> None:
 
     if kw.get("run_id"):
         store.check_new_run_dir(kw["out"], kw["run_id"])
+    baseline_dir = None
+    if kw.get("baseline"):
+        from raybench import baselines
+
+        baseline_dir = baselines.resolve(kw["out"], kw["baseline"])  # checked before the run starts
     echo = (lambda line: None) if kw.get("quiet") else (lambda line: click.echo(line, err=True))
     result = engine.execute(sc, out=kw["out"], run_id=kw.get("run_id"), address=kw.get("address"), progress=echo)
     m = result.manifest
@@ -75,14 +82,31 @@ def _execute(sc: scn.Scenario, kw: dict[str, Any]) -> None:
         click.echo(line)
     fuse = m.get("fuse", {})
     click.echo("FUSE: " + ("on" if fuse.get("enabled") else f"off ({fuse.get('reason', 'n/a')})"))
+    if result.sla_rows:
+        from raybench.sla import format_table
+        from raybench.thresholds import parse_thresholds
+
+        ths = parse_thresholds([r["expression"] for r in result.sla_rows])
+        for line in format_table(result.sla_rows, ths):
+            click.echo(line)
     if result.verdict is not None:
         click.echo(f"SLA: {'PASS' if result.verdict else 'FAIL'}")
+    regression = False
+    if baseline_dir is not None and result.status in ("completed", "aborted"):
+        from raybench.compare import compare_runs, comparison_path, format_comparison, write_comparison
+
+        comparison = compare_runs(baseline_dir, result.run_dir)
+        for line in format_comparison(comparison):
+            click.echo(line)
+        write_comparison(comparison, comparison_path(result.run_dir, comparison.baseline_run_id))
+        regression = bool(comparison.regressions)
     click.echo(str(result.run_dir))
     if result.status == "interrupted":
         sys.exit(EXIT_INTERRUPTED)
     if result.status == "failed":
         sys.exit(EXIT_RUNTIME)
-    sys.exit(EXIT_FAILED if result.verdict is False or result.status == "aborted" else EXIT_OK)
+    failed = result.verdict is False or result.status == "aborted" or regression
+    sys.exit(EXIT_FAILED if failed else EXIT_OK)
 
 
 @click.command()
