@@ -182,7 +182,7 @@ def section_latency(run: RunData) -> str:
     """p50 and p99 per window (windows.arrow scope=all), per-class p99, SLA lines."""
     if run.windows is None or run.windows.num_rows == 0:
         return note("windows.arrow is missing or empty: no per-window statistics to draw.")
-    series: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    series: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     styles: dict[str, dict[str, Any]] = {}
     for scope in ["all", *[f"cls={c}" for c in run.classes]]:
         s, e, w = window_series(run, scope)

@@ -64,8 +64,8 @@ class RunData:
         self.scenario: dict[str, Any] = self.manifest.get("scenario") or {}
         self.run_id = str(self.manifest.get("run_id", path.name))
         run = self.scenario.get("run") or {}
-        span = self.manifest.get("load_end_ns"), self.manifest.get("load_start_ns")
-        planned = (span[0] - span[1]) / 1e9 if all(isinstance(x, int) for x in span) else 0.0
+        end, start = self.manifest.get("load_end_ns"), self.manifest.get("load_start_ns")
+        planned = (end - start) / 1e9 if isinstance(end, int) and isinstance(start, int) else 0.0
         self.duration_s = _seconds(run.get("duration"), planned)
         self.warmup_s = _seconds(run.get("warmup"), 0.0)
         self.window_s = _seconds(run.get("window"), 0.0) or _seconds(
