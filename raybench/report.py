@@ -204,7 +204,7 @@ def section_latency(run: RunData) -> str:
     n = int((run.windows.strings("scope") == "all").sum())
     body.append(
         note(
-            f"{n} windows of {run.window_s:g}s (from windows.arrow, scope all); a point is the "
+            f"{n} windows of {run.window_s:g}s (from windows.arrow, scope all); each step is the "
             "window's exact percentile, held over the window's span. "
             + ("Dashed: SLA latency bounds from the scenario." if lines else "No latency SLA line to draw.")
         )
