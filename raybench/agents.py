@@ -126,6 +126,22 @@ async def _timed_sleep(ms: float) -> float:
     return (time.perf_counter_ns() - t0) / 1e6
 
 
+async def _parallel_sleeps(a_ms: float, b_ms: float) -> tuple[float, float]:
+    """Two stages that run in parallel (policy check and LLM review), in one coroutine: each is
+    measured from the common start to its own end; the second sleep aims at the longer stage's
+    absolute end, so it is not delayed by the first wake-up. Cheaper than two tasks and a gather."""
+    t0 = time.perf_counter_ns()
+    short, long_ = (a_ms, b_ms) if a_ms <= b_ms else (b_ms, a_ms)
+    await asyncio.sleep(short / 1000.0)
+    t1 = time.perf_counter_ns()
+    left = long_ - (t1 - t0) / 1e6
+    if left > 0:
+        await asyncio.sleep(left / 1000.0)
+    t2 = time.perf_counter_ns()
+    first, second = (t1 - t0) / 1e6, (t2 - t0) / 1e6
+    return (first, second) if a_ms <= b_ms else (second, first)
+
+
 class AgentHost:
     """Hosts agents ``agent_ids`` (plain class; an async Ray actor at run time).
 
@@ -171,7 +187,8 @@ class AgentHost:
         self.buffer = RowBuffer("requests")
         self.payload = os.urandom(self.sc.file_bytes)
         self._stop = False
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], int] = {}  # in-flight request -> intended start
+        self._overdue: set[asyncio.Task[None]] = set()
         self._writes: list[Any] = []
         self._seq = 0
         self.counters = {"dispatched": 0, "recorded": 0, "cancelled": 0, "max_inflight": 0}
@@ -211,6 +228,7 @@ class AgentHost:
         self.end_perf = self.start_perf + int(sc.duration_s * 1e9)
         self.warm_end_perf = self.start_perf + int(sc.warmup_s * 1e9)
         flusher = asyncio.ensure_future(self._flush_loop())
+        reaper = asyncio.ensure_future(self._reaper())
         try:
             if sc.arrivals.open_loop:
                 await self._dispatch_open()
@@ -219,6 +237,7 @@ class AgentHost:
             await self._drain()
         finally:
             flusher.cancel()
+            reaper.cancel()
             await self._flush()
             if self._writes:
                 await asyncio.gather(*self._writes)
@@ -282,10 +301,26 @@ class AgentHost:
     def _spawn(self, i: int, intended: int, plan: Plan) -> None:
         self.counters["dispatched"] += 1
         task = self.loop.create_task(self._request(i, intended, plan))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks[task] = intended
+        task.add_done_callback(self._forget)
         if len(self._tasks) > self.counters["max_inflight"]:
             self.counters["max_inflight"] = len(self._tasks)
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(task, None)
+        self._overdue.discard(task)
+
+    async def _reaper(self) -> None:
+        """Once a second, cancel requests running longer than request_timeout (they record
+        themselves as timeouts); one sweep instead of a timer per request."""
+        limit = int(self.sc.request_timeout_s * 1e9)
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.perf_counter_ns()
+            for task, intended in list(self._tasks.items()):
+                if now - intended > limit and task not in self._overdue:
+                    self._overdue.add(task)
+                    task.cancel()
 
     async def _drain(self) -> None:
         if self._tasks:
@@ -322,84 +357,84 @@ class AgentHost:
         file_key = lease_start = lease_end = None
         holds_lease = False
         try:
-            async with asyncio.timeout(sc.request_timeout_s):
-                if plan.policy_ms is not None:
-                    policy_model = plan.policy_ms + self._extra_ms("policy", t_s)
-                    if plan.llm_ms is not None:
-                        llm_model = plan.llm_ms + self._extra_ms("llm", t_s)
-                        if sc.parallel_review:
-                            policy_ms, llm_ms = await asyncio.gather(
-                                _timed_sleep(policy_model), _timed_sleep(llm_model)
-                            )
-                        else:
-                            policy_ms = await _timed_sleep(policy_model)
-                            llm_ms = await _timed_sleep(llm_model)
+            if plan.policy_ms is not None:
+                policy_model = plan.policy_ms + self._extra_ms("policy", t_s)
+                if plan.llm_ms is not None:
+                    llm_model = plan.llm_ms + self._extra_ms("llm", t_s)
+                    if sc.parallel_review:
+                        policy_ms, llm_ms = await _parallel_sleeps(policy_model, llm_model)
                     else:
                         policy_ms = await _timed_sleep(policy_model)
-                if self._injected_failure(t_s):
-                    raise RuntimeError("injected failure (scenario fault)")
-                if plan.denied:
-                    outcome = "denied"
+                        llm_ms = await _timed_sleep(llm_model)
                 else:
-                    if plan.expert_ms is not None:
-                        extra = self._extra_ms("expert", t_s)
-                        expert_model = plan.expert_ms + extra
-                        queue_ms, expert_ms = await self.experts.consult.remote(plan.expert_ms, extra)
-                    file_key = plan.key
-                    rtt_lease, rtt_state, rtt_event = plan.rtt_ms
-                    # lease, with retry and exponential back-off (jittered) while another holds it
-                    t0 = time.perf_counter_ns()
-                    backoff = sc.lease_backoff_s
-                    ttl_ns = int(sc.lease_ttl_s * 1e9)
-                    deadline = t0 + int(sc.lease_max_wait_s * 1e9)
-                    while True:
-                        if rtt_lease:
-                            await asyncio.sleep(rtt_lease / 1000.0)
-                            rtt_total += rtt_lease
-                        granted, version, shard_ns = await self.client.submit(file_key, st.ACQUIRE, rid, ttl_ns)
-                        if not granted and sc.lease_mode == "queue":
-                            # held: wait in the shard's FIFO queue for the hand-over, no polling
-                            conflicts += 1
-                            left = max(0.0, (deadline - time.perf_counter_ns()) / 1e9)
-                            granted, version, shard_ns = await self.client.shard(file_key).wait_lease.remote(
-                                file_key, rid, ttl_ns, left
-                            )
-                            if not granted:
-                                raise LeaseTimeout(f"lease on key {file_key} not granted within {sc.lease_max_wait_s}s")
-                        if granted:
-                            holds_lease, lease_start = True, shard_ns
-                            break
+                    policy_ms = await _timed_sleep(policy_model)
+            if self._injected_failure(t_s):
+                raise RuntimeError("injected failure (scenario fault)")
+            if plan.denied:
+                outcome = "denied"
+            else:
+                if plan.expert_ms is not None:
+                    extra = self._extra_ms("expert", t_s)
+                    expert_model = plan.expert_ms + extra
+                    queue_ms, expert_ms = await self.experts.consult.remote(plan.expert_ms, extra)
+                file_key = plan.key
+                rtt_lease, rtt_state, _ = plan.rtt_ms
+                # lease, with retry and exponential back-off (jittered) while another holds it
+                t0 = time.perf_counter_ns()
+                backoff = sc.lease_backoff_s
+                ttl_ns = int(sc.lease_ttl_s * 1e9)
+                deadline = t0 + int(sc.lease_max_wait_s * 1e9)
+                while True:
+                    if rtt_lease:
+                        await asyncio.sleep(rtt_lease / 1000.0)
+                        rtt_total += rtt_lease
+                    granted, version, shard_ns = await self.client.submit(file_key, st.ACQUIRE, rid, ttl_ns)
+                    if not granted and sc.lease_mode == "queue":
+                        # held: wait in the shard's FIFO queue for the hand-over, no polling
                         conflicts += 1
-                        if time.perf_counter_ns() >= deadline:
-                            raise LeaseTimeout(f"lease on key {file_key} not granted within {sc.lease_max_wait_s}s")
-                        await asyncio.sleep(backoff * (0.5 + self.backoff_rng.random()))
-                        backoff = min(backoff * 2, sc.lease_backoff_max_s)
-                    lease_ms = (time.perf_counter_ns() - t0) / 1e6
-                    if self.fuse_root is not None:
-                        path = f"{self.fuse_root}/k{file_key}"
-                        fuse_ms = await self.loop.run_in_executor(
-                            self._pool, file_op, path, self.payload, cls.write, cls.stat, self.handles
+                        left = max(0.0, (deadline - time.perf_counter_ns()) / 1e9)
+                        granted, version, shard_ns = await self.client.shard(file_key).wait_lease.remote(
+                            file_key, rid, ttl_ns, left
                         )
-                    t0 = time.perf_counter_ns()
-                    if rtt_state:
-                        await asyncio.sleep(rtt_state / 1000.0)
-                        rtt_total += rtt_state
-                    code = st.CAS_RELEASE if cls.write else st.READ_RELEASE
-                    ok, version, lease_end = await self.client.submit(file_key, code, rid, version)
-                    holds_lease = False
-                    state_ms = (time.perf_counter_ns() - t0) / 1e6
-                    if not ok:
-                        outcome, error = "error", "lease expired or version changed before commit"
-                    t0 = time.perf_counter_ns()
-                    if rtt_event:
-                        await asyncio.sleep(rtt_event / 1000.0)
-                        rtt_total += rtt_event
-                    await self.client.submit(file_key, st.APPEND, rid, version)
-                    event_ms = (time.perf_counter_ns() - t0) / 1e6
+                        if not granted:
+                            raise LeaseTimeout(f"lease on key {file_key} not granted within {sc.lease_max_wait_s}s")
+                    if granted:
+                        holds_lease, lease_start = True, shard_ns
+                        break
+                    conflicts += 1
+                    if time.perf_counter_ns() >= deadline:
+                        raise LeaseTimeout(f"lease on key {file_key} not granted within {sc.lease_max_wait_s}s")
+                    await asyncio.sleep(backoff * (0.5 + self.backoff_rng.random()))
+                    backoff = min(backoff * 2, sc.lease_backoff_max_s)
+                lease_ms = (time.perf_counter_ns() - t0) / 1e6
+                if self.fuse_root is not None:
+                    path = f"{self.fuse_root}/k{file_key}"
+                    fuse_ms = await self.loop.run_in_executor(
+                        self._pool, file_op, path, self.payload, cls.write, cls.stat, self.handles
+                    )
+                t0 = time.perf_counter_ns()
+                if rtt_state:
+                    await asyncio.sleep(rtt_state / 1000.0)
+                    rtt_total += rtt_state
+                code = st.CAS_RELEASE if cls.write else st.READ_RELEASE
+                # The event append is pipelined with the commit: same key, same shard, same
+                # batch, applied right after it; event_ms is the time from the commit's reply
+                # to the append's (0 unless the two were split over two batches).
+                commit = self.client.submit(file_key, code, rid, version)
+                appended = self.client.submit(file_key, st.APPEND, rid, 0)
+                ok, version, lease_end = await commit
+                holds_lease = False
+                t1 = time.perf_counter_ns()
+                state_ms = (t1 - t0) / 1e6
+                if not ok:
+                    outcome, error = "error", "lease expired or version changed before commit"
+                await appended
+                event_ms = (time.perf_counter_ns() - t1) / 1e6
         except asyncio.CancelledError:
-            outcome, error = "timeout", "still running at the drain deadline when the run ended"
-        except TimeoutError:
-            outcome, error = "timeout", f"request exceeded request_timeout {sc.request_timeout_s}s"
+            if asyncio.current_task() in self._overdue:
+                outcome, error = "timeout", f"request exceeded request_timeout {sc.request_timeout_s}s"
+            else:
+                outcome, error = "timeout", "still running at the drain deadline when the run ended"
         except LeaseTimeout as exc:
             outcome, error = "timeout", str(exc)
         except Exception as exc:

@@ -56,6 +56,8 @@ class Driver:
         self.progress = progress
         self.events: list[tuple[int, str, str]] = []
         self.sampler = ProcessSampler("driver")
+        # Ray's per-task event reporting (dashboard timeline) costs CPU on every call; a benchmark
+        # of the coordination layer turns it off for its own actors (the options below).
         self.actors: dict[str, list[Any]] = {}
         self.fuse: dict[str, Any] = {"mode": sc.fuse_mode, "backend": sc.fuse_backend, "enabled": False}
         self.hosts: list[Any] = []
@@ -101,21 +103,28 @@ class Driver:
         self.sampler.node_id = self.head
         self.aggregator = (
             ray.remote(Aggregator)
-            .options(num_cpus=0, scheduling_strategy=Pin(self.head, soft=False))
+            .options(num_cpus=0, enable_task_events=False, scheduling_strategy=Pin(self.head, soft=False))
             .remote(str(self.run_dir), 0, sc.window_s)
         )
         self.shards = [
-            ray.remote(StateShard).options(num_cpus=0, max_concurrency=100_000, scheduling_strategy="SPREAD").remote(i)
+            ray.remote(StateShard)
+            .options(num_cpus=0, max_concurrency=100_000, enable_task_events=False, scheduling_strategy="SPREAD")
+            .remote(i)
             for i in range(sc.shards)
         ]
-        self.experts = ray.remote(ExpertPool).options(num_cpus=0, max_concurrency=100_000).remote(sc.experts)
+        self.experts = (
+            ray.remote(ExpertPool)
+            .options(num_cpus=0, max_concurrency=100_000, enable_task_events=False)
+            .remote(sc.experts)
+        )
         fuse_roots = self._start_fuse()
         self.host_plan = plan_hosts(sc, self.nodes)
         scenario_dict = sc.to_dict()
         for h, (node_id, agent_ids) in enumerate(self.host_plan):
             self.hosts.append(
                 ray.remote(AgentHost)
-                .options(num_cpus=0, max_concurrency=1_000_000, scheduling_strategy=Pin(node_id, soft=False))
+                .options(num_cpus=0, max_concurrency=1_000_000, enable_task_events=False,
+                         scheduling_strategy=Pin(node_id, soft=False))
                 .remote(h, agent_ids, scenario_dict, self.run_id, self.shards, self.experts, self.aggregator,
                         fuse_roots.get(node_id), node_id)
             )  # fmt: skip

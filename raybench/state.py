@@ -62,7 +62,7 @@ class StateShard:
         * ``(READ_RELEASE, key, owner, 0)`` -> ``(held, version, shard_ns)``: read, then release
         * ``(CAS_RELEASE, key, owner, expected)`` -> ``(ok, version, shard_ns)``: set version to
           expected + 1 if the caller holds the lease and the version is ``expected``; then release
-        * ``(APPEND, key, owner, version)`` -> ``(seq, shard_ns)``
+        * ``(APPEND, key, owner, 0)`` -> ``(seq, shard_ns)``: logs (owner, key, current version)
         * ``(RELEASE, key, owner, 0)`` -> ``(held, 0, shard_ns)``
 
         ``shard_ns`` is the shard's wall clock when it applied the operation: the lease interval of
@@ -93,7 +93,7 @@ class StateShard:
             elif code == APPEND:
                 self.seq += 1
                 c["events"] += 1
-                self.events.append((self.seq, now, owner, key, arg))
+                self.events.append((self.seq, now, owner, key, versions.get(key, 0)))
                 out.append((self.seq, now))
             else:
                 held = leases.get(key)
