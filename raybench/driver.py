@@ -7,6 +7,7 @@ it reads the rows the hosts wrote (through the aggregator's completed windows) a
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -235,9 +236,26 @@ class Driver:
 
         if upto <= self._handed:
             return
-        for k, table in ray.get(self.aggregator.take_windows.remote(upto)).items():
+        tables = ray.get(self.aggregator.take_windows.remote(upto))
+        # Every window up to the load's end is judged, empty ones too (no completion in a window is
+        # a measurement); after the load's end only windows that hold rows are shown.
+        n_load = math.ceil(self.sc.duration_s / self.sc.window_s)
+        last = max([min(upto, n_load - 1), *tables])
+        for k in range(self._handed + 1, last + 1):
+            table = tables.get(k)
+            if table is None:
+                if k >= n_load:
+                    continue
+                table = self._empty_requests()
             self.on_window(k, table)
-        self._handed = upto
+        self._handed = max(upto if upto < n_load else last, self._handed)
+
+    def _empty_requests(self) -> Any:
+        import pyarrow as pa
+
+        from raybench.schema import schema
+
+        return pa.Table.from_pylist([], schema=schema("requests", final=False))
 
     def apply_faults(self, now: float) -> None:
         import ray
@@ -268,7 +286,15 @@ class Driver:
             warm = table.column("warmup").to_numpy(zero_copy_only=False)
             lat = table.column("latency_ms").to_numpy()[~warm]
         stat: dict[str, Any] = {"window": k, "count": int(lat.size), "p99_ms": percentile(lat, 99.0)}
-        if self.monitor is not None:
+        load_end = self.t0 + int(self.sc.duration_s * 1e9)
+        if self.monitor is not None and start < load_end:
+            # Windows stop at the load's end, as in the offline evaluation (sla.split_windows):
+            # the drain's completions after it belong to no window.
+            if end > load_end:
+                import pyarrow.compute as pc
+
+                end = load_end
+                table = table.filter(pc.less(table.column("ts_end_ns"), load_end)) if table.num_rows else table
             resources = self._resources_between(start, end)
             for v in self.monitor.observe_window(k, start, end, table, resources):
                 self.on_violation(v)

@@ -32,7 +32,7 @@ from raybench.driver import Driver, Progress
 from raybench.errors import RayFailure
 from raybench.finalize import finalize_folder, utc, write_started
 from raybench.scenario import Scenario
-from raybench.schema import SCHEMA_VERSION
+from raybench.schema import SCHEMA_VERSION, schema
 
 #: Seconds between the hosts being told to start and the load's t0 (all hosts start together).
 START_MARGIN_S = 1.5
@@ -271,5 +271,6 @@ def _write_events(drv: Driver) -> None:
     import pyarrow as pa
 
     rows = [{"run_id": drv.run_id, "ts_ns": t, "kind": k, "detail": d} for t, k, d in sorted(drv.events)]
-    if rows:
-        store.write_table(drv.run_dir, "events", pa.Table.from_pylist(rows))
+    table = pa.Table.from_pylist(rows, schema=schema("events", final=False))
+    store.write_table(drv.run_dir, "events", table)  # also when empty: every run has the file
+    (drv.run_dir / "events.arrows").unlink(missing_ok=True)  # the driver's list holds all of it

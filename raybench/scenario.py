@@ -583,7 +583,9 @@ def _sla(raw: Any) -> Mapping[str, Any]:
         from raybench.sla import parse_config
     except ImportError:  # pragma: no cover - the SLA engine ships with raybench
         return dict(raw)
-    parse_config(raw)  # raises ScenarioError with the key and what is allowed
+    # Validate the shape only: secrets (url_env, routing_key_env) are resolved where the alerts are
+    # sent, by the driver, not wherever a scenario is read back (workers, `raybench show`).
+    parse_config(raw, resolve_secrets=False)  # raises ScenarioError with the key and what is allowed
     return copy.deepcopy(dict(raw))
 
 
