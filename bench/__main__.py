@@ -40,7 +40,11 @@ def main() -> None:
     print("== 2. coordination throughput (batched state ops vs raw Ray actor calls)")
     results["state"] = bench_state.main(["--seconds", "4" if args.quick else "6"])
     print("== 4. recording (rows/s to Arrow files, memory per million rows)")
-    results["recording"] = bench_recording.main(["--rows", "1000000" if args.quick else "2000000"])
+    # two sizes side by side: memory must not grow with the number of rows
+    results["recording"] = {
+        "small": bench_recording.main(["--rows", "500000"]),
+        "large": bench_recording.main(["--rows", "1000000" if args.quick else "4000000"]),
+    }
     print("== 5. FUSE vs native (see docs/fuse.md for the full matrix)")
     from bench import bench_fuse
 

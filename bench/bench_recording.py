@@ -64,14 +64,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "rows_per_s_finalize": rows / (t2 - t1),
         "rows_per_s_end_to_end": rows / (t2 - t0),
         "peak_rss_growth_mib": (rss1 - rss0) / 1024,
-        "peak_rss_growth_mib_per_million_rows": (rss1 - rss0) / 1024 / (rows / 1e6),
         "file_bytes_per_row": size / rows,
     }
     print(
         f"recording {rows:,} rows: {out['rows_per_s_stream']:,.0f} rows/s tuples->stream, "
         f"{out['rows_per_s_finalize']:,.0f} rows/s stream->file, {out['rows_per_s_end_to_end']:,.0f} rows/s overall; "
-        f"peak RSS +{out['peak_rss_growth_mib']:.0f} MiB ({out['peak_rss_growth_mib_per_million_rows']:.1f} MiB per "
-        f"million rows); {out['file_bytes_per_row']:.1f} bytes/row on disk"
+        f"peak RSS +{out['peak_rss_growth_mib']:.0f} MiB; {out['file_bytes_per_row']:.1f} bytes/row on disk"
     )
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))

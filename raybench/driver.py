@@ -160,7 +160,7 @@ class Driver:
         for n in self.nodes:
             self.fuse_nodes.append(
                 ray.remote(FuseNode)
-                .options(num_cpus=0, scheduling_strategy=Pin(n["node_id"], soft=False))
+                .options(num_cpus=0, max_concurrency=4, scheduling_strategy=Pin(n["node_id"], soft=False))
                 .remote(self.run_id, self.sc.fuse_backend, options)
             )
         results = []
@@ -187,7 +187,23 @@ class Driver:
         ray.get(self.aggregator.set_t0.remote(t0))
         if self.sla is not None:
             self.monitor = self.sla.monitor(t0_ns=t0, run_id=self.run_id)
+        self.probe_refs = []
+        if self.sc.fuse_probe_workers and self.fuse.get("enabled"):
+            self.probe_refs = [
+                f.run_probe.remote(self.aggregator, self.sc.fuse_probe_workers, t0, self.sc.duration_s, self.sc.seed)
+                for f in self.fuse_nodes
+            ]
         return [h.run.remote(t0) for h in self.hosts]
+
+    def wait_probes(self, timeout: float) -> None:
+        """Wait for the FUSE probe workloads (their rows must reach the aggregator before it closes)."""
+        import ray
+
+        for ref in getattr(self, "probe_refs", []):
+            try:
+                ray.get(ref, timeout=timeout)
+            except Exception as exc:  # a probe on a broken mount: recorded, the run goes on
+                self.event("fuse_error", error=f"probe workload failed: {str(exc)[:300]}")
 
     # -- while the load runs -------------------------------------------------------------------
 

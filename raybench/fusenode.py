@@ -47,6 +47,26 @@ class FuseNode:
             return {"node_id": node_id, "reason": f"mount failed: {exc}"}
         return {"node_id": node_id, "mountpoint": str(mountpoint), "pid": self.mount.pid, **self.mount.options()}
 
+    def run_probe(self, aggregator: Any, workers: int, t0_ns: int, duration_s: float, seed: int) -> int:
+        """The concurrent probe workload beside the agents: ``workers`` closed-loop threads doing
+        fuse_bench's default operation mix on this node's mount from ``t0_ns`` for ``duration_s``.
+        Its rows go to the aggregator as ``fuse_ops``; returns how many. Runs in one of the
+        actor's threads (the actor is threaded so ``stop`` still answers meanwhile)."""
+        import time
+
+        from fuse_bench.load import Workload, run_workload
+        from raybench.monitor import current_node_id
+
+        if self.mount is None or self.base is None:
+            return 0
+        time.sleep(max(0.0, (t0_ns - time.time_ns()) / 1e9))
+        workload = Workload(workers=workers, duration_s=duration_s, seed=seed, op_timeout_s=5.0)
+        table = run_workload(self.base / "mnt", workload, target="fuse", node_id=current_node_id(), run_id=self.run_id)
+        import ray
+
+        ray.get(aggregator.write.remote("fuse_ops", table))
+        return table.num_rows
+
     def alive(self) -> bool:
         return self.mount is not None and self.mount.alive()
 

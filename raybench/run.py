@@ -197,6 +197,7 @@ def execute(
             except Exception as exc:
                 drv.event("host_failed", error=str(exc)[:500])
                 error = f"an agent host failed: {str(exc).splitlines()[0][:200]}"
+        drv.wait_probes(timeout=scenario.drain_timeout_s + 30)
         drv.take_windows(1 << 40)
         drv.sample_resources()
         drv.wait_actions()

@@ -117,8 +117,10 @@ def iter_stream(path: Path) -> Iterator[pa.RecordBatch]:
     """Yield the complete record batches of an Arrow stream, stopping quietly at a torn tail."""
     import pyarrow as pa
 
+    # A plain file, not a memory map: a map of a long stream would count every page read towards
+    # the process's RSS, while reading batch by batch keeps memory flat in the number of rows.
     try:
-        reader = pa.ipc.open_stream(pa.memory_map(str(path)))
+        reader = pa.ipc.open_stream(pa.OSFile(str(path), "rb"))
     except (pa.ArrowInvalid, OSError):
         return  # empty or torn before the first message
     while True:

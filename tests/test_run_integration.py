@@ -173,3 +173,23 @@ def test_cli_run_prints_the_run_folder_last_and_show_reads_it(ray_local, tmp_pat
     # show recomputes the same table from the files
     table_lines = [line for line in res.output.splitlines() if line.startswith(("all ", "cls="))]
     assert table_lines and all(line in shown.output for line in table_lines)
+
+
+def test_fuse_probe_workload_runs_beside_the_agents(ray_local, tmp_path):
+    from fuse_bench.mount import probe
+
+    reason = probe()
+    if reason is not None:
+        pytest.skip(f"FUSE unavailable: {reason}")
+    sc = scenario.load(
+        preset="smoke",
+        overrides={"run.agents": 50, "run.duration": "4s", "run.warmup": "1s", "fuse.probe_workers": 2},
+    )
+    result = execute(sc, out=tmp_path, run_id="probe")
+    ops = store.read_table(result.run_dir, "fuse_ops")
+    assert ops.num_rows > 10 and result.manifest["files"]["fuse_ops"] == ops.num_rows
+    assert set(ops.column("target").cast(pa.string()).to_pylist()) == {"fuse"}
+    assert set(ops.column("run_id").to_pylist()) == {"probe"}
+    t0, end = result.manifest["load_start_ns"], result.manifest["load_end_ns"]
+    ts = ops.column("ts_ns").to_pylist()
+    assert min(ts) >= t0 - 50_000_000 and max(ts) <= end + 1_000_000_000
