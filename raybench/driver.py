@@ -373,9 +373,8 @@ class Driver:
         else:
             tail = "first window not complete yet"
         phase = "warm-up" if elapsed < self.sc.warmup_s else ("load" if remaining > 0 else "draining")
-        self.progress(
-            f"[{max(0.0, elapsed):6.1f}s {phase:>8}] {self.sc.agents:,} agents, {remaining:5.1f}s left, {tail}"
-        )
+        status = getattr(self.progress, "status", self.progress)
+        status(f"[{max(0.0, elapsed):6.1f}s {phase:>8}] {self.sc.agents:,} agents, {remaining:5.1f}s left, {tail}")
 
     # -- the end -------------------------------------------------------------------------------
 

@@ -113,6 +113,11 @@ def command(
 
     params = dict(click.get_current_context().params)
     started = time.time()
+    click.echo(
+        f"FUSE vs native: {workload.workers} workers, {workload.duration_s:g}s on the FUSE mount, then "
+        f"{workload.duration_s:g}s on a native folder ({backend})",
+        err=True,
+    )
     result = run_comparison(workload, options, run_id=run_id)
     rows = compare_table(result.table)
 

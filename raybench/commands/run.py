@@ -69,8 +69,13 @@ def _execute(sc: scn.Scenario, kw: dict[str, Any]) -> None:
         from raybench import baselines
 
         baseline_dir = baselines.resolve(kw["out"], kw["baseline"])  # checked before the run starts
-    echo = (lambda line: None) if kw.get("quiet") else (lambda line: click.echo(line, err=True))
-    result = engine.execute(sc, out=kw["out"], run_id=kw.get("run_id"), address=kw.get("address"), progress=echo)
+    from raybench.progress import Printer
+
+    echo = Printer(click.get_text_stream("stderr"), quiet=bool(kw.get("quiet")))
+    try:
+        result = engine.execute(sc, out=kw["out"], run_id=kw.get("run_id"), address=kw.get("address"), progress=echo)
+    finally:
+        echo.close()
     m = result.manifest
     click.echo(f"{sc.name}: {sc.agents:,} agents, {sc.duration_s:g}s ({sc.warmup_s:g}s warm-up), "
                f"offered {m['offered_rate']:,.0f} req/s, status {result.status}")  # fmt: skip

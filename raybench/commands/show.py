@@ -14,6 +14,13 @@ def command(run_dir: Path) -> None:
     from raybench import store, summary
 
     manifest = store.load_manifest(run_dir)
+    if manifest.get("kind") == "fuse":  # a `raybench fuse` folder: its per-operation table
+        from fuse_bench.load import compare_table, format_compare
+
+        click.echo(f"{manifest['run_id']}: raybench fuse, started {manifest['started_utc']}")
+        for line in format_compare(compare_table(store.read_table(run_dir, "fuse_ops"))):
+            click.echo(line)
+        return
     sc = manifest["scenario"]
     from raybench.scenario import Scenario
 

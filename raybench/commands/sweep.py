@@ -69,11 +69,16 @@ def command(
         key, value = scn.parse_assignment(text)
         overrides[key] = value
     sc = scn.load(scenario_file, preset, overrides)
-    echo = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
-    result = sweep.run_sweep(
-        sc, agent_counts, out=out, sweep_id=sweep_id, search=search, resolution=res, max_runs=max_runs,
-        address=address, progress=echo,
-    )  # fmt: skip
+    from raybench.progress import Printer
+
+    echo = Printer(click.get_text_stream("stderr"), quiet=quiet)
+    try:
+        result = sweep.run_sweep(
+            sc, agent_counts, out=out, sweep_id=sweep_id, search=search, resolution=res, max_runs=max_runs,
+            address=address, progress=echo,
+        )  # fmt: skip
+    finally:
+        echo.close()
     for line in sweep.format_sweep(result.points, result.analysis):
         click.echo(line)
     click.echo(str(result.sweep_dir))
