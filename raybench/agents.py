@@ -191,6 +191,7 @@ class AgentHost:
         self._overdue: set[asyncio.Task[None]] = set()
         self._writes: list[Any] = []
         self._seq = 0
+        self.epoch = 0
         self.counters = {"dispatched": 0, "recorded": 0, "cancelled": 0, "max_inflight": 0}
         self._sampler: Any = None
         self._pool: ThreadPoolExecutor | None = None
@@ -212,12 +213,15 @@ class AgentHost:
             self._sampler = ProcessSampler("host", self.node_id)
         return self._sampler.sample()
 
-    async def run(self, load_start_ns: int) -> dict[str, Any]:
+    async def run(self, load_start_ns: int, epoch: int = 0) -> dict[str, Any]:
         """Run the agents from wall time ``load_start_ns`` for the scenario's duration, drain, flush.
 
-        Returns the host's counters (dispatched, recorded, cancelled at the drain deadline, ...).
+        ``epoch`` > 0 after Ray restarted this host (it died): the agents resume where their
+        schedules are now; requests intended before now are not started again (the driver counts the
+        ones that never got a row as lost). Returns the host's counters.
         """
         sc = self.sc
+        self.epoch = epoch
         self.loop = asyncio.get_running_loop()
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="raybench-file")
         self.client = st.StateClient(
@@ -246,6 +250,7 @@ class AgentHost:
                 self.handles.close()
         return {
             "host_id": self.host_id,
+            "epoch": self.epoch,
             "node_id": self.node_id,
             "pid": os.getpid(),
             "agents": len(self.agent_ids),
@@ -260,29 +265,35 @@ class AgentHost:
         return self.sc.regions[self.regions[i]].utc_offset
 
     async def _dispatch_open(self) -> None:
-        arrivals = self.sc.arrivals
-        heap: list[tuple[int, int]] = []
+        # Heap entries carry the exact float time of the arrival process next to its nanosecond
+        # deadline, so the chain of intended times is bit for bit the one workload.intended_schedule
+        # replays (the driver matches rows against it after a host died).
+        arrivals, duration = self.sc.arrivals, self.sc.duration_s
+        heap: list[tuple[int, int, float]] = []
+        resume_s = (time.perf_counter_ns() - self.start_perf) / 1e9 if self.epoch else -1.0
         for i, rng in enumerate(self.rngs):
             t = arrivals.first(rng, self._tz(i))
-            heap.append((self.start_perf + int(t * 1e9), i))
+            while t < resume_s and t < duration:  # after a restart: skip the past, drawing as before
+                self.planner.plan(rng, self.regions[i])
+                t = arrivals.next(t, rng, self._tz(i))
+            if t < duration:
+                heap.append((self.start_perf + int(t * 1e9), i, t))
         heapq.heapify(heap)
         perf = time.perf_counter_ns
         while heap and not self._stop:
-            t_next, i = heap[0]
-            if t_next >= self.end_perf:
-                break
             now = perf()
-            if t_next > now:
-                await asyncio.sleep(min((t_next - now) / 1e9, MAX_DISPATCH_SLEEP_S))
+            if heap[0][0] > now:
+                await asyncio.sleep(min((heap[0][0] - now) / 1e9, MAX_DISPATCH_SLEEP_S))
                 continue
             # Start every request that is due; each gets its own task (open loop).
-            while heap and heap[0][0] <= now and heap[0][0] < self.end_perf:
-                t_next, i = heapq.heappop(heap)
+            while heap and heap[0][0] <= now:
+                t_next, i, t = heapq.heappop(heap)
                 rng = self.rngs[i]
                 plan = self.planner.plan(rng, self.regions[i])
                 self._spawn(i, t_next, plan)
-                t_s = (t_next - self.start_perf) / 1e9
-                heapq.heappush(heap, (self.start_perf + int(arrivals.next(t_s, rng, self._tz(i)) * 1e9), i))
+                t = arrivals.next(t, rng, self._tz(i))
+                if t < duration:
+                    heapq.heappush(heap, (self.start_perf + int(t * 1e9), i, t))
 
     async def _closed_agent(self, i: int) -> None:
         rng = self.rngs[i]
@@ -347,7 +358,7 @@ class AgentHost:
         start = time.perf_counter_ns()
         sc = self.sc
         self._seq += 1
-        rid = (self.host_id << 40) | self._seq
+        rid = (self.host_id << 40) | (self.epoch << 32) | self._seq
         t_s = (intended - self.start_perf) / 1e9
         cls = sc.classes[plan.cls]
         policy_ms = llm_ms = queue_ms = expert_ms = lease_ms = state_ms = fuse_ms = event_ms = None

@@ -20,6 +20,8 @@ from raybench.scenario import Scenario
 
 #: A window is judged this long after it ends (late flushes of the hosts arrive meanwhile).
 WINDOW_SETTLE_S = 1.5
+#: How often Ray restarts a dead agent host before the run goes on without it.
+MAX_HOST_RESTARTS = 3
 #: Seconds to wait for actors to come up before giving up.
 STARTUP_TIMEOUT_S = 120.0
 
@@ -70,6 +72,11 @@ class Driver:
         self._fault_state: dict[int, int] = {}
         self._handed = -1
         self._stopped = False
+        self.host_results: dict[int, dict[str, Any]] = {}
+        self.host_deaths: dict[int, list[int]] = {}  # host -> times (ns) its death was noticed
+        self.host_failed: set[int] = set()  # hosts that died for good
+        self._chaos_next = 0.0
+        self._nodes_checked = 0.0
         self._side: ThreadPoolExecutor | None = None
         self._side_jobs: list[Future[Any]] = []
         self.sla = None
@@ -125,6 +132,7 @@ class Driver:
             self.hosts.append(
                 ray.remote(AgentHost)
                 .options(num_cpus=0, max_concurrency=1_000_000, enable_task_events=False,
+                         max_restarts=MAX_HOST_RESTARTS, max_task_retries=0,
                          scheduling_strategy=Pin(node_id, soft=False))
                 .remote(h, agent_ids, scenario_dict, self.run_id, self.shards, self.experts, self.aggregator,
                         fuse_roots.get(node_id), node_id)
@@ -193,7 +201,10 @@ class Driver:
                 f.run_probe.remote(self.aggregator, self.sc.fuse_probe_workers, t0, self.sc.duration_s, self.sc.seed)
                 for f in self.fuse_nodes
             ]
-        return [h.run.remote(t0) for h in self.hosts]
+        self.host_refs = {h: host.run.remote(t0) for h, host in enumerate(self.hosts)}
+        if self.sc.chaos_s:
+            self._chaos_next = t0 / 1e9 + self.sc.chaos_s
+        return list(self.host_refs.values())
 
     def wait_probes(self, timeout: float) -> None:
         """Wait for the FUSE probe workloads (their rows must reach the aggregator before it closes)."""
@@ -215,14 +226,16 @@ class Driver:
         ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0.5)
         for ref in ready:
             try:
-                rows.append((self.run_id, *ray.get(ref)))
+                got = ray.get(ref)
+                rows.extend((self.run_id, *r) for r in (got if isinstance(got, list) else [got]))
             except Exception as exc:  # a dead actor; the watch loop notices it too
                 self.event("sample_failed", error=str(exc)[:200])
         self.resource_rows.extend(rows)
         self.aggregator.write_rows.remote("resources", rows)
 
     def watch(self, host_refs: list[Any]) -> None:
-        """Until every host has finished: sample resources, apply faults, judge windows, report."""
+        """Until every host has finished: sample resources, apply faults, judge windows, report,
+        restart hosts that died, kill one now and then with ``--chaos``, notice lost nodes."""
         import ray
 
         sc = self.sc
@@ -231,12 +244,18 @@ class Driver:
         last_line = 0.0
         pending = list(host_refs)
         while pending:
-            _, pending = ray.wait(pending, num_returns=len(pending), timeout=0.25)
+            ready, pending = ray.wait(pending, num_returns=len(pending), timeout=0.25)
+            for ref in ready:
+                restarted = self._host_finished(ref, end)
+                if restarted is not None:
+                    pending.append(restarted)
             now = time.time()
             if now >= next_sample:
                 self.sample_resources()
                 next_sample = now + 1.0
             self.apply_faults(now)
+            self._chaos(now, end)
+            self._check_nodes(now)
             # windows ending more than WINDOW_SETTLE_S ago are complete
             upto = int((now * 1e9 - self.t0 - WINDOW_SETTLE_S * 1e9) // int(sc.window_s * 1e9)) - 1
             self.take_windows(upto)
@@ -246,6 +265,108 @@ class Driver:
             if self.abort_reason is not None and not self._stopped:
                 self._stopped = True
                 self.stop_hosts("abort")
+
+    def _host_finished(self, ref: Any, end_ns: int) -> Any:
+        """A host's ``run`` returned or its host died; returns the ref of its resumed run, if any."""
+        import ray
+
+        h = next(i for i, r in self.host_refs.items() if r == ref)
+        try:
+            self.host_results[h] = ray.get(ref)
+            return None
+        except Exception as exc:  # the host process died (or its node)
+            now = time.time_ns()
+            deaths = self.host_deaths.setdefault(h, [])
+            deaths.append(now)
+            detail = {"host_id": h, "node_id": self.host_plan[h][0], "error": str(exc).splitlines()[0][:300]}
+            if now < end_ns and len(deaths) <= MAX_HOST_RESTARTS and not self._stopped:
+                self.event("actor_restart", **detail, epoch=len(deaths))
+                self.progress(f"agent host {h} died; restarting it (its agents resume)")
+                self.host_refs[h] = self.hosts[h].run.remote(self.t0, len(deaths))
+                return self.host_refs[h]
+            self.event("host_failed", **detail)
+            self.host_failed.add(h)
+            return None
+
+    def _chaos(self, now: float, end_ns: int) -> None:
+        """``--chaos``: kill a random agent host every chaos_s seconds of load; Ray restarts it."""
+        import random
+
+        import ray
+
+        if not self.sc.chaos_s or now < self._chaos_next or now * 1e9 >= end_ns - 1e9:
+            return
+        self._chaos_next = now + self.sc.chaos_s
+        rng = random.Random(f"raybench-chaos:{self.sc.seed}:{len(self.events)}")
+        h = rng.randrange(len(self.hosts))
+        self.event("chaos_kill", host_id=h, node_id=self.host_plan[h][0])
+        ray.kill(self.hosts[h], no_restart=False)
+
+    def _check_nodes(self, now: float) -> None:
+        """Record nodes that left the cluster since the start (the run goes on with the rest)."""
+        if now - self._nodes_checked < 2.0 or len(self.nodes) < 2:
+            return
+        self._nodes_checked = now
+        alive = {n["node_id"] for n in _nodes()}
+        for n in self.nodes:
+            if n["node_id"] not in alive and not n.get("lost"):
+                n["lost"] = True
+                self.event("node_lost", node_id=n["node_id"], address=n.get("address"))
+                self.progress(f"node {n['node_id'][:12]} left the cluster; the run goes on without it")
+
+    def account_lost(self) -> int:
+        """Rows for requests that died with their host: replay the dead hosts' agents' schedules
+        (deterministic, see workload.intended_schedule) and record every intended request without a
+        row as an ``error`` row. Returns how many. Open loop only (a closed loop has no schedule)."""
+        import ray
+
+        from raybench import store
+        from raybench.recording import RowBuffer
+        from raybench.workload import Planner, intended_schedule
+
+        if not self.host_deaths or not self.sc.arrivals.open_loop:
+            return 0
+        ray.get(self.aggregator.take_windows.remote(-1))  # every write before this call has landed
+        recorded = store.read_table(self.run_dir, "requests", columns=["agent_id", "ts_intended_ns"])
+        seen = set(zip(recorded.column("agent_id").to_pylist(), recorded.column("ts_intended_ns").to_pylist(),
+                       strict=True))  # fmt: skip
+        planner = Planner(self.sc)
+        buf = RowBuffer("requests")
+        warm_end = self.t0 + int(self.sc.warmup_s * 1e9)
+        n = 0
+        for h, deaths in self.host_deaths.items():
+            node_id, agent_ids = self.host_plan[h]
+            last_death = max(deaths)
+            for a in agent_ids:
+                region = self.sc.regions[planner.region_of(a, self.sc.agents)].name
+                for t, plan in intended_schedule(self.sc, a, planner):
+                    intended = self.t0 + int(t * 1e9)
+                    if (a, intended) in seen:
+                        continue
+                    n += 1
+                    if intended <= last_death:
+                        why = (
+                            f"lost: agent host {h} died before this request's row was flushed (in flight or "
+                            "buffered); latency is up to the moment the death was noticed"
+                        )
+                    else:
+                        why = f"not started: agent host {h} was restarting (or had failed for good)"
+                    end = max(intended, last_death)
+                    lat = (end - intended) / 1e6
+                    buf.append(
+                        (
+                            self.run_id, (h << 40) | (0xFF << 32) | n, a, h, node_id, region,
+                            self.sc.classes[plan.cls].name, intended < warm_end, intended, intended, end,
+                            lat, lat, 0.0, "error", why, plan.escalate,
+                            plan.cache_hit, None, None, None, None, None, None, None, None, None, None, None, None,
+                            None, None, None, 0,
+                        )
+                    )  # fmt: skip
+        batch = buf.take()
+        if batch is not None:
+            ray.get(self.aggregator.write.remote("requests", batch))
+        self.event("lost_requests", count=n, hosts=sorted(self.host_deaths))
+        return n
 
     def take_windows(self, upto: int) -> None:
         import ray

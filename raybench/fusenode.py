@@ -24,6 +24,7 @@ class FuseNode:
         self.mount: Any = None
         self.base: Path | None = None
         self._sampler: Any = None
+        self._server_sampler: Any = None
 
     def start(self) -> dict[str, Any]:
         """Mount; returns ``{"node_id", "mountpoint"}`` or ``{"node_id", "reason"}``."""
@@ -84,9 +85,21 @@ class FuseNode:
             except OSError:
                 pass
 
-    def sample_resources(self) -> tuple[Any, ...]:
+    def sample_resources(self) -> list[tuple[Any, ...]]:
+        """This actor and the filesystem process it started (role ``fuse-server``)."""
+        import psutil
+
         from raybench.monitor import ProcessSampler
 
         if self._sampler is None:
             self._sampler = ProcessSampler("fuse")
-        return self._sampler.sample()
+        rows = [self._sampler.sample()]
+        pid = None if self.mount is None else self.mount.pid
+        if pid is not None:
+            try:
+                if self._server_sampler is None or self._server_sampler.pid != pid:
+                    self._server_sampler = ProcessSampler("fuse-server", self._sampler.node_id, pid)
+                rows.append(self._server_sampler.sample())
+            except psutil.Error:  # the filesystem process is gone; the run notices elsewhere
+                self._server_sampler = None
+        return rows

@@ -46,10 +46,12 @@ class ProcessSampler:
     """Samples the process it lives in. CPU % is over the interval since the previous sample
     (100 % = one full core)."""
 
-    def __init__(self, role: str, node_id: str | None = None) -> None:
+    def __init__(self, role: str, node_id: str | None = None, pid: int | None = None) -> None:
         self.role = role
         self.node_id = node_id or current_node_id()
-        self.pid = os.getpid()
+        self.pid = pid or os.getpid()
+        # GC counts can only be read from inside a process; another process's are reported as -1
+        self.inside = self.pid == os.getpid()
         self._proc = psutil.Process(self.pid)
         self._proc.cpu_percent(None)  # prime: the first real sample covers the time since now
 
@@ -63,5 +65,5 @@ class ProcessSampler:
                 fds = p.num_fds()
             except (psutil.Error, AttributeError):  # pragma: no cover - not on every platform
                 fds = -1
-        collections = [s["collections"] for s in gc.get_stats()]
-        return (time.time_ns(), self.node_id, self.role, self.pid, cpu, rss, threads, fds, *collections[:3])
+        collections = [s["collections"] for s in gc.get_stats()][:3] if self.inside else [-1, -1, -1]
+        return (time.time_ns(), self.node_id, self.role, self.pid, cpu, rss, threads, fds, *collections)

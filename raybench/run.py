@@ -190,13 +190,22 @@ def execute(
             signal.signal(signal.SIGINT, signal.default_int_handler)
             drv.stop_hosts("interrupt")
             status = "interrupted"
-            ray.wait(host_refs, num_returns=len(host_refs), timeout=scenario.drain_timeout_s + 10)
-        for ref in host_refs:
+            refs = list(drv.host_refs.values())
+            ray.wait(refs, num_returns=len(refs), timeout=scenario.drain_timeout_s + 10)
+        for h, ref in drv.host_refs.items():
+            if h in drv.host_results or h in drv.host_failed:
+                continue
             try:
-                host_results.append(ray.get(ref, timeout=scenario.drain_timeout_s + 10))
+                drv.host_results[h] = ray.get(ref, timeout=scenario.drain_timeout_s + 10)
             except Exception as exc:
-                drv.event("host_failed", error=str(exc)[:500])
-                error = f"an agent host failed: {str(exc).splitlines()[0][:200]}"
+                drv.event("host_failed", host_id=h, error=str(exc)[:500])
+        failed = sorted(set(range(len(drv.hosts))) - set(drv.host_results))
+        if failed:
+            error = f"agent host(s) {failed} failed for good; their agents stopped early"
+        host_results = [drv.host_results[h] for h in sorted(drv.host_results)]
+        lost = drv.lost = drv.account_lost()
+        if lost:
+            say(f"{lost} requests died with their agent host; recorded as error rows")
         drv.wait_probes(timeout=scenario.drain_timeout_s + 30)
         drv.take_windows(1 << 40)
         drv.sample_resources()
@@ -248,6 +257,8 @@ def _finish(drv: Driver, status: str, error: str | None, host_results: list[dict
         **drv.collect_stats(),
         "fuse": drv.fuse,
         "late_rows": late,
+        "host_restarts": {str(h): len(d) for h, d in drv.host_deaths.items()},
+        "lost_requests": getattr(drv, "lost", 0),
         "abort_reason": drv.abort_reason,
         "sla": {"verdict": verdict, "thresholds": [
             {k: r[k] for k in ("id", "observed", "target", "passed", "windows_failed", "windows_total")}

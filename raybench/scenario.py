@@ -45,6 +45,7 @@ _SPEC: dict[str, Any] = {
         "flush_interval": None,
         "request_timeout": None,
         "drain_timeout": None,
+        "chaos": None,
     },
     "arrivals": {"process": None, "rate": None, "shape": None, "think": None},
     "classes": None,
@@ -153,6 +154,7 @@ class Scenario:
     flush_interval_s: float
     request_timeout_s: float
     drain_timeout_s: float
+    chaos_s: float  # kill a random agent host every chaos_s seconds of load (0: never)
     arrivals: Arrivals
     classes: tuple[RequestClass, ...]
     policy: Distribution
@@ -213,6 +215,7 @@ class Scenario:
                 "flush_interval": f"{self.flush_interval_s}s",
                 "request_timeout": f"{self.request_timeout_s}s",
                 "drain_timeout": f"{self.drain_timeout_s}s",
+                "chaos": f"{self.chaos_s}s",
             },
             "arrivals": self.arrivals.to_dict(),
             "classes": {
@@ -630,6 +633,7 @@ def _build(raw: Mapping[str, Any]) -> Scenario:
         flush_interval_s=_dur(run, "flush_interval", "500ms", "run"),
         request_timeout_s=_dur(run, "request_timeout", "30s", "run"),
         drain_timeout_s=_dur(run, "drain_timeout", "10s", "run"),
+        chaos_s=_dur(run, "chaos", "0s", "run", positive=False),
         arrivals=Arrivals(process=process, rate=rate, shape=_shape(arr.get("shape")), think=think),
         classes=_classes(raw.get("classes")),
         policy=timing.parse(stages.get("policy", {"dist": "uniform", "min": 5, "max": 25}), "stages.policy"),

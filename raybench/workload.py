@@ -100,3 +100,18 @@ class Planner:
             expert_ms=expert if escalate else None,
             rtt_ms=rtt,
         )
+
+
+def intended_schedule(sc: Scenario, agent_id: int, planner: Planner | None = None) -> list[tuple[float, Plan]]:
+    """Every request of one agent in an open-loop run: its intended start (s since load start) and
+    its plan, replayed from the agent's seeded RNG exactly as its host dispatches them."""
+    planner = planner or Planner(sc)
+    region = planner.region_of(agent_id, sc.agents)
+    tz = sc.regions[region].utc_offset
+    rng = agent_rng(sc.seed, agent_id)
+    out = []
+    t = sc.arrivals.first(rng, tz)
+    while t < sc.duration_s:
+        out.append((t, planner.plan(rng, region)))
+        t = sc.arrivals.next(t, rng, tz)
+    return out

@@ -100,3 +100,33 @@ def test_sigkill_leaves_readable_streams_and_recover_finishes_them(tmp_path: Pat
         time.sleep(0.5)
     cleanup_stale()
     assert not _raybench_mounts("killed")
+
+
+def test_chaos_kills_hosts_they_restart_and_no_request_goes_missing(ray_local, tmp_path: Path):
+    from collections import Counter
+
+    from raybench import scenario
+    from raybench.run import execute
+    from raybench.workload import intended_schedule
+
+    sc = scenario.load(
+        preset="smoke",
+        overrides={"run.agents": 200, "arrivals.rate": 1.0, "run.duration": "12s", "run.warmup": "1s",
+                   "run.chaos": "4s", "fuse.mode": "off"},
+    )  # fmt: skip
+    result = execute(sc, out=tmp_path, run_id="chaos")
+    assert result.status == "completed"
+    kinds = Counter(store.read_table(result.run_dir, "events").column("kind").to_pylist())
+    assert kinds["chaos_kill"] >= 2 and kinds["actor_restart"] >= 2
+    manifest = result.manifest
+    assert sum(manifest["host_restarts"].values()) == kinds["actor_restart"]
+    requests = store.read_table(result.run_dir, "requests")
+    # every intended request is a row: completed, or an error row for one that died with its host
+    expected = Counter({a: n for a in range(sc.agents) if (n := len(intended_schedule(sc, a)))})
+    got = Counter(requests.column("agent_id").to_pylist())
+    assert got == expected
+    errors = [e for e in requests.column("error").to_pylist() if e and e.startswith(("lost:", "not started:"))]
+    assert len(errors) == manifest["lost_requests"] > 0
+    outcomes = Counter(requests.column("outcome").cast(pa.string()).to_pylist())
+    assert outcomes["ok"] + outcomes["denied"] > 0.5 * requests.num_rows  # the rest of the run is intact
+    assert len(set(requests.column("request_id").to_pylist())) == requests.num_rows

@@ -113,6 +113,13 @@ def command(
 
     params = dict(click.get_current_context().params)
     started = time.time()
+    from fuse_bench.mount import probe
+
+    reason = probe(backend)
+    if reason is not None:  # one line and exit 3, before any progress output
+        from raybench.errors import FuseUnavailable
+
+        raise FuseUnavailable(reason)
     click.echo(
         f"FUSE vs native: {workload.workers} workers, {workload.duration_s:g}s on the FUSE mount, then "
         f"{workload.duration_s:g}s on a native folder ({backend})",

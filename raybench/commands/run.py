@@ -21,6 +21,7 @@ _OVERRIDES = {
     "hosts": "run.hosts",
     "agents_per_host": "run.agents_per_host",
     "shards": "run.shards",
+    "chaos": "run.chaos",
 }
 
 
@@ -34,6 +35,8 @@ def _common(f: Any) -> Any:
         click.option("--hosts", type=int, help="Agent host actors (default: one per CPU in the cluster)."),
         click.option("--agents-per-host", type=int, help="Agents per host actor (1: one actor per agent)."),
         click.option("--shards", type=int, help="State shard actors."),
+        click.option("--chaos", metavar="DURATION",
+                     help="Kill a random agent host every DURATION of load (it restarts and resumes)."),
         click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
                      help="Override any scenario key, e.g. --set stages.llm.max=120 (repeatable)."),
         click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
