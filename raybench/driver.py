@@ -116,7 +116,14 @@ class Driver:
         )
         self.shards = [
             ray.remote(StateShard)
-            .options(num_cpus=0, max_concurrency=100_000, enable_task_events=False, scheduling_strategy="SPREAD")
+            .options(
+                num_cpus=0,
+                max_concurrency=100_000,
+                enable_task_events=False,
+                scheduling_strategy="SPREAD",
+                max_restarts=1,
+                max_task_retries=0,  # a lost shard comes back empty; see StateShard
+            )
             .remote(i)
             for i in range(sc.shards)
         ]

@@ -51,10 +51,12 @@ class RunResult:
     verdict: bool | None = None  # None: no thresholds, or no data to judge
 
 
-def connect(address: str | None) -> bool:
+def connect(address: str | None, *, ship_code: bool = False) -> bool:
     """Connect to Ray; returns True when this call started (or joined) Ray and must shut it down.
 
-    Without an address a private local Ray is started: no dashboard, bound to loopback.
+    Without an address a private local Ray is started: no dashboard, bound to loopback. With
+    ``ship_code``, raybench and fuse_bench travel to the workers in the job's runtime environment
+    (for clusters where they are not installed).
     """
     import ray
 
@@ -62,7 +64,15 @@ def connect(address: str | None) -> bool:
         return False
     try:
         if address:
-            ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+            runtime_env = None
+            if ship_code:
+                import fuse_bench
+                import raybench
+
+                # directories, not module objects: an editable install gives a package two paths
+                dirs = [str(Path(m.__file__).parent) for m in (raybench, fuse_bench)]
+                runtime_env = {"py_modules": dirs}
+            ray.init(address=address, logging_level="ERROR", log_to_driver=False, runtime_env=runtime_env)
             return True
         ray.init(
             include_dashboard=False,
@@ -136,6 +146,7 @@ def execute(
     run_id: str | None = None,
     address: str | None = None,
     progress: Progress | None = None,
+    ship_code: bool = False,
 ) -> RunResult:
     """Run a scenario and write its run folder ``out/run_id``.
 
@@ -150,7 +161,7 @@ def execute(
     run_id = run_id or store.new_run_id()
     store.check_new_run_dir(out, run_id)
     started_ns = time.time_ns()
-    owns_ray = connect(address)
+    owns_ray = connect(address, ship_code=ship_code)
     run_dir = store.create_run_dir(out, run_id)
     drv = Driver(scenario, run_dir, address, say)
     base: dict[str, Any] = {

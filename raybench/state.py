@@ -32,6 +32,15 @@ ACQUIRE, READ_RELEASE, CAS_RELEASE, APPEND, RELEASE = 0, 1, 2, 3, 4
 EVENT_LOG_LIMIT = 100_000
 
 
+def _reconstructed() -> bool:
+    try:
+        import ray
+
+        return bool(ray.is_initialized() and ray.get_runtime_context().was_current_actor_reconstructed)
+    except Exception:  # outside an actor
+        return False
+
+
 def shard_of(key: int, shards: int) -> int:
     """Shard of a key: a multiplicative hash so neighbouring (hot) keys spread over shards."""
     return ((key * 2654435761) & 0xFFFFFFFF) % shards
@@ -52,6 +61,9 @@ class StateShard:
             0,
         )  # fmt: skip
         self._sampler: Any = None
+        # A shard restarted by Ray after its process died starts empty: every lease it held and every
+        # version are gone. That is counted (stats "restarted"); requests caught in it fail visibly.
+        self.counters["restarted"] = int(_reconstructed())
         # key -> FIFO of (owner, ttl_ns, future) waiting for the lease
         self._waiters: dict[int, deque[tuple[int, int, asyncio.Future[tuple[bool, int, int]]]]] = {}
 

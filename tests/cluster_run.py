@@ -29,7 +29,9 @@ def main(out: Path) -> None:
             preset="smoke",
             overrides={"run.agents": 300, "run.duration": "5s", "run.warmup": "1s", "run.shards": 3},
         )
-        result = execute(sc, out=out, run_id="cluster", address=cluster.address)
+        # ship_code: raybench and fuse_bench travel in the runtime environment, as on a cluster
+        # where they are not installed
+        result = execute(sc, out=out, run_id="cluster", address=cluster.address, ship_code=True)
         print(json.dumps({"status": result.status, "run_dir": str(result.run_dir)}))
     finally:
         cluster.shutdown()

@@ -43,6 +43,8 @@ def _common(f: Any) -> Any:
                      help="Results root; the run writes OUT/RUN_ID/."),
         click.option("--run-id", help="Name of the run folder (refused if it exists)."),
         click.option("--address", help="Ray cluster to use (auto, ray://host:10001, ...); default: a local Ray."),
+        click.option("--ship-code", is_flag=True,
+                     help="Send raybench to the cluster's workers in a runtime environment (not installed there)."),
         click.option("--quiet", is_flag=True, help="No progress lines."),
         click.option("--baseline", metavar="NAME",
                      help="Compare with this saved baseline at the end (exit 1 on a regression)."),
@@ -76,7 +78,10 @@ def _execute(sc: scn.Scenario, kw: dict[str, Any]) -> None:
 
     echo = Printer(click.get_text_stream("stderr"), quiet=bool(kw.get("quiet")))
     try:
-        result = engine.execute(sc, out=kw["out"], run_id=kw.get("run_id"), address=kw.get("address"), progress=echo)
+        result = engine.execute(
+            sc, out=kw["out"], run_id=kw.get("run_id"), address=kw.get("address"), progress=echo,
+            ship_code=bool(kw.get("ship_code")),
+        )  # fmt: skip
     finally:
         echo.close()
     m = result.manifest
