@@ -26,7 +26,6 @@ Pure module: no Ray, no click; pyarrow only where files are read or written.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -492,12 +491,6 @@ def write_comparison(comp: Comparison, path: Path) -> Path:
     Returns:
         ``path``.
     """
-    import pyarrow as pa
+    from raybench.store import write_arrow_file
 
-    table = comparison_table(comp)
-    tmp = path.with_name(f".{path.name}.tmp")
-    options = pa.ipc.IpcWriteOptions(compression="zstd")
-    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema, options=options) as w:
-        w.write_table(table)
-    os.replace(tmp, path)
-    return path
+    return write_arrow_file(path, comparison_table(comp))

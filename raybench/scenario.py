@@ -14,7 +14,6 @@ preset's tables are deep-merged under this one's.
 from __future__ import annotations
 
 import copy
-import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -22,11 +21,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from raybench import timing
+from raybench import checks, timing
 from raybench.arrivals import PROCESSES, SHAPES, Arrivals, Shape
 from raybench.errors import ScenarioError, nearest
 from raybench.timing import Distribution
-from raybench.units import parse_duration
 
 #: Keys allowed in each table; a value of ``None`` means "any sub-keys" (validated elsewhere).
 _SPEC: dict[str, Any] = {
@@ -385,82 +383,6 @@ def load(path: Path | None = None, preset: str | None = None, overrides: Mapping
 # validation
 
 
-def _check_keys(table: Mapping[str, Any], allowed: Any, where: str) -> None:
-    for key in table:
-        if key not in allowed:
-            prefix = f"{where}." if where else ""
-            raise ScenarioError(
-                f"unknown key {prefix}{key}{nearest(key, allowed)}; allowed in "
-                f"{where or 'the top level'}: {', '.join(allowed)}"
-            )
-
-
-def _table(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    value = raw.get(key, {})
-    if not isinstance(value, Mapping):
-        raise ScenarioError(f"[{key}] must be a table")
-    return value
-
-
-def _dur(table: Mapping[str, Any], key: str, default: Any, where: str, *, positive: bool = True) -> float:
-    value = table.get(key, default)
-    try:
-        seconds = parse_duration(value)
-    except ValueError as exc:
-        raise ScenarioError(f"{where}.{key}: {exc}") from None
-    if positive and seconds <= 0:
-        raise ScenarioError(f"{where}.{key} = {value!r}: must be > 0")
-    return seconds
-
-
-def _int(table: Mapping[str, Any], key: str, default: int, where: str, *, minimum: int) -> int:
-    value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ScenarioError(f"{where}.{key} = {value!r}: expected an integer >= {minimum}")
-    if value < minimum:
-        raise ScenarioError(f"{where}.{key} = {value}: must be >= {minimum}")
-    return value
-
-
-def _float(
-    table: Mapping[str, Any], key: str, default: float, where: str, *, lo: float = 0.0, hi: float = math.inf
-) -> float:
-    value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ScenarioError(f"{where}.{key} = {value!r}: expected a number")
-    if not lo <= value <= hi:
-        bounds = f"[{lo}, {hi}]" if hi != math.inf else f">= {lo}"
-        raise ScenarioError(f"{where}.{key} = {value}: must be in {bounds}")
-    return float(value)
-
-
-def _prob(table: Mapping[str, Any], key: str, default: float, where: str) -> float:
-    value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise ScenarioError(f"{where}.{key} = {value!r}: a probability must be in [0, 1]")
-    return float(value)
-
-
-def _bool(table: Mapping[str, Any], key: str, default: bool, where: str) -> bool:
-    value = table.get(key, default)
-    if not isinstance(value, bool):
-        raise ScenarioError(f"{where}.{key} = {value!r}: expected true or false")
-    return value
-
-
-def _choice(table: Mapping[str, Any], key: str, default: str, allowed: tuple[str, ...], where: str) -> str:
-    value = table.get(key, default)
-    if value not in allowed:
-        raise ScenarioError(f"{where}.{key} = {value!r}{nearest(str(value), allowed)}; allowed: {', '.join(allowed)}")
-    return str(value)
-
-
-def _weights_sum_to_one(weights: list[float], where: str) -> None:
-    total = sum(weights)
-    if abs(total - 1.0) > 1e-6:
-        raise ScenarioError(f"{where}: weights sum to {total:g}; they must sum to 1")
-
-
 def _shape(raw: Any) -> Shape:
     if raw is None:
         return Shape()
@@ -469,25 +391,25 @@ def _shape(raw: Any) -> Shape:
     if not isinstance(raw, Mapping):
         raise ScenarioError('arrivals.shape: expected a table like {kind = "ramp", ramp_time = "10s"}')
     where = "arrivals.shape"
-    _check_keys(raw, _SHAPE_KEYS, where)
-    kind = _choice(raw, "kind", "flat", SHAPES, where)
+    checks.known_keys(raw, _SHAPE_KEYS, where)
+    kind = checks.one_of(raw, "kind", "flat", SHAPES, where)
     steps: list[tuple[float, float]] = []
     for i, step in enumerate(raw.get("steps", [])):
         if not isinstance(step, list) or len(step) != 2:
             raise ScenarioError(f"{where}.steps[{i}]: expected [time, factor]")
-        t = _dur({"t": step[0]}, "t", 0, f"{where}.steps[{i}]", positive=False)
-        steps.append((t, _float({"f": step[1]}, "f", 1.0, f"{where}.steps[{i}]")))
+        t = checks.duration({"t": step[0]}, "t", 0, f"{where}.steps[{i}]", positive=False)
+        steps.append((t, checks.number({"f": step[1]}, "f", 1.0, f"{where}.steps[{i}]")))
     if kind == "step" and not steps:
         raise ScenarioError(f'{where}: kind = "step" needs steps = [[time, factor], ...]')
     return Shape(
         kind=kind,
-        ramp_from=_float(raw, "ramp_from", 0.1, where),
-        ramp_time=_dur(raw, "ramp_time", "10s", where),
+        ramp_from=checks.number(raw, "ramp_from", 0.1, where),
+        ramp_time=checks.duration(raw, "ramp_time", "10s", where),
         steps=tuple(sorted(steps)),
-        day=_dur(raw, "day", "60s", where),
-        amplitude=_float(raw, "amplitude", 0.5, where, hi=1.0),
-        peak_hour=_float(raw, "peak_hour", 14.0, where, hi=24.0),
-        start_hour=_float(raw, "start_hour", 0.0, where, hi=24.0),
+        day=checks.duration(raw, "day", "60s", where),
+        amplitude=checks.number(raw, "amplitude", 0.5, where, hi=1.0),
+        peak_hour=checks.number(raw, "peak_hour", 14.0, where, hi=24.0),
+        start_hour=checks.number(raw, "start_hour", 0.0, where, hi=24.0),
     )
 
 
@@ -505,19 +427,19 @@ def _classes(raw: Any) -> tuple[RequestClass, ...]:
         where = f"classes.{name}"
         if not isinstance(table, Mapping):
             raise ScenarioError(f"[{where}] must be a table")
-        _check_keys(table, _CLASS_KEYS, where)
+        checks.known_keys(table, _CLASS_KEYS, where)
         out.append(
             RequestClass(
                 name=str(name),
-                weight=_prob(table, "weight", 0.0, where),
-                llm=_bool(table, "llm", False, where),
-                write=_bool(table, "write", False, where),
-                stat=_bool(table, "stat", False, where),
-                escalation=_prob(table, "escalation", 0.0, where),
-                deny=_prob(table, "deny", 0.0, where),
+                weight=checks.probability(table, "weight", 0.0, where),
+                llm=checks.flag(table, "llm", False, where),
+                write=checks.flag(table, "write", False, where),
+                stat=checks.flag(table, "stat", False, where),
+                escalation=checks.probability(table, "escalation", 0.0, where),
+                deny=checks.probability(table, "deny", 0.0, where),
             )
         )
-    _weights_sum_to_one([c.weight for c in out], "classes")
+    checks.weights_sum_to_one([c.weight for c in out], "classes")
     return tuple(out)
 
 
@@ -531,21 +453,21 @@ def _regions(raw: Any) -> tuple[Region, ...]:
         where = f"regions[{i}]"
         if not isinstance(table, Mapping):
             raise ScenarioError(f"{where} must be a table")
-        _check_keys(table, _REGION_KEYS, where)
+        checks.known_keys(table, _REGION_KEYS, where)
         name = table.get("name")
         if not isinstance(name, str) or not name:
             raise ScenarioError(f"{where}.name: expected a non-empty string")
         out.append(
             Region(
                 name=name,
-                weight=_prob(table, "weight", 1.0 / len(raw), where),
-                utc_offset=_float(table, "utc_offset", 0.0, where, lo=-12.0, hi=14.0),
+                weight=checks.probability(table, "weight", 1.0 / len(raw), where),
+                utc_offset=checks.number(table, "utc_offset", 0.0, where, lo=-12.0, hi=14.0),
                 rtt=timing.parse(table.get("rtt", 0), f"{where}.rtt"),
             )
         )
     if len({r.name for r in out}) != len(out):
         raise ScenarioError("regions: names must be unique")
-    _weights_sum_to_one([r.weight for r in out], "regions")
+    checks.weights_sum_to_one([r.weight for r in out], "regions")
     return tuple(out)
 
 
@@ -559,20 +481,20 @@ def _faults(raw: Any, duration_s: float) -> tuple[Fault, ...]:
         where = f"faults[{i}]"
         if not isinstance(table, Mapping):
             raise ScenarioError(f"{where} must be a table")
-        _check_keys(table, _FAULT_KEYS, where)
-        kind = _choice(table, "kind", "", FAULT_KINDS, where)
-        start = _dur(table, "start", 0, where, positive=False)
-        end = _dur(table, "end", f"{duration_s}s", where)
+        checks.known_keys(table, _FAULT_KEYS, where)
+        kind = checks.one_of(table, "kind", "", FAULT_KINDS, where)
+        start = checks.duration(table, "start", 0, where, positive=False)
+        end = checks.duration(table, "end", f"{duration_s}s", where)
         if start >= end:
             raise ScenarioError(f"{where}: start {start}s must be before end {end}s")
         fault = Fault(kind=kind, start_s=start, end_s=end)
         if kind == "slow_stage":
-            stage = _choice(table, "stage", "", STAGES, where)
+            stage = checks.one_of(table, "stage", "", STAGES, where)
             fault = replace(fault, stage=stage, extra=timing.parse(table.get("extra", 0), f"{where}.extra"))
         elif kind == "fail":
-            fault = replace(fault, share=_prob(table, "share", 1.0, where))
+            fault = replace(fault, share=checks.probability(table, "share", 1.0, where))
         else:
-            fault = replace(fault, pool=_int(table, "pool", 1, where, minimum=1))
+            fault = replace(fault, pool=checks.integer(table, "pool", 1, where, minimum=1))
         out.append(fault)
     return tuple(out)
 
@@ -593,30 +515,30 @@ def _sla(raw: Any) -> Mapping[str, Any]:
 
 
 def _build(raw: Mapping[str, Any]) -> Scenario:
-    _check_keys(raw, _SPEC, "")
+    checks.known_keys(raw, _SPEC, "")
     for key, sub in _SPEC.items():
         if isinstance(sub, dict) and key in raw:
-            _check_keys(_table(raw, key), sub, key)
-    run = _table(raw, "run")
-    arr = _table(raw, "arrivals")
-    stages = _table(raw, "stages")
-    state = _table(raw, "state")
-    fuse = _table(raw, "fuse")
-    agents = _int(run, "agents", 1000, "run", minimum=1)
-    duration = _dur(run, "duration", "60s", "run")
-    warmup = _dur(run, "warmup", "0s", "run", positive=False)
+            checks.known_keys(checks.table(raw, key), sub, key)
+    run = checks.table(raw, "run")
+    arr = checks.table(raw, "arrivals")
+    stages = checks.table(raw, "stages")
+    state = checks.table(raw, "state")
+    fuse = checks.table(raw, "fuse")
+    agents = checks.integer(run, "agents", 1000, "run", minimum=1)
+    duration = checks.duration(run, "duration", "60s", "run")
+    warmup = checks.duration(run, "warmup", "0s", "run", positive=False)
     if warmup >= duration:
         raise ScenarioError(f"run.warmup ({warmup}s) must be shorter than run.duration ({duration}s)")
     seed = run.get("seed", 1)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ScenarioError(f"run.seed = {seed!r}: expected an integer")
-    process = _choice(arr, "process", "poisson", PROCESSES, "arrivals")
-    rate = _float(arr, "rate", 1.0, "arrivals")
+    process = checks.one_of(arr, "process", "poisson", PROCESSES, "arrivals")
+    rate = checks.number(arr, "rate", 1.0, "arrivals")
     if rate <= 0:
         raise ScenarioError(f"arrivals.rate = {rate}: requests per agent per second must be > 0")
     think = timing.parse(arr.get("think", {"dist": "constant", "value": 1000}), "arrivals.think")
-    backoff = _dur(state, "lease_backoff", "1ms", "state")
-    backoff_max = _dur(state, "lease_backoff_max", "20ms", "state")
+    backoff = checks.duration(state, "lease_backoff", "1ms", "state")
+    backoff_max = checks.duration(state, "lease_backoff_max", "20ms", "state")
     if backoff > backoff_max:
         raise ScenarioError(f"state.lease_backoff ({backoff}s) > state.lease_backoff_max ({backoff_max}s)")
     return Scenario(
@@ -626,40 +548,40 @@ def _build(raw: Mapping[str, Any]) -> Scenario:
         duration_s=duration,
         warmup_s=warmup,
         seed=seed,
-        hosts=_int(run, "hosts", 0, "run", minimum=0),
-        agents_per_host=_int(run, "agents_per_host", 0, "run", minimum=0),
-        shards=_int(run, "shards", 4, "run", minimum=1),
-        window_s=_dur(run, "window", "5s", "run"),
-        flush_interval_s=_dur(run, "flush_interval", "500ms", "run"),
-        request_timeout_s=_dur(run, "request_timeout", "30s", "run"),
-        drain_timeout_s=_dur(run, "drain_timeout", "10s", "run"),
-        chaos_s=_dur(run, "chaos", "0s", "run", positive=False),
+        hosts=checks.integer(run, "hosts", 0, "run", minimum=0),
+        agents_per_host=checks.integer(run, "agents_per_host", 0, "run", minimum=0),
+        shards=checks.integer(run, "shards", 4, "run", minimum=1),
+        window_s=checks.duration(run, "window", "5s", "run"),
+        flush_interval_s=checks.duration(run, "flush_interval", "500ms", "run"),
+        request_timeout_s=checks.duration(run, "request_timeout", "30s", "run"),
+        drain_timeout_s=checks.duration(run, "drain_timeout", "10s", "run"),
+        chaos_s=checks.duration(run, "chaos", "0s", "run", positive=False),
         arrivals=Arrivals(process=process, rate=rate, shape=_shape(arr.get("shape")), think=think),
         classes=_classes(raw.get("classes")),
         policy=timing.parse(stages.get("policy", {"dist": "uniform", "min": 5, "max": 25}), "stages.policy"),
         llm=timing.parse(stages.get("llm", {"dist": "uniform", "min": 20, "max": 80}), "stages.llm"),
         expert=timing.parse(stages.get("expert", {"dist": "uniform", "min": 500, "max": 1200}), "stages.expert"),
-        parallel_review=_bool(stages, "parallel_review", True, "stages"),
-        cache_hit_rate=_prob(stages, "cache_hit_rate", 0.0, "stages"),
-        experts=_int(_table(raw, "experts"), "pool", 200, "experts", minimum=1),
-        keys=_int(state, "keys", 10_000, "state", minimum=1),
-        zipf=_float(state, "zipf", 1.0, "state", hi=5.0),
-        lease_ttl_s=_dur(state, "lease_ttl", "5s", "state"),
+        parallel_review=checks.flag(stages, "parallel_review", True, "stages"),
+        cache_hit_rate=checks.probability(stages, "cache_hit_rate", 0.0, "stages"),
+        experts=checks.integer(checks.table(raw, "experts"), "pool", 200, "experts", minimum=1),
+        keys=checks.integer(state, "keys", 10_000, "state", minimum=1),
+        zipf=checks.number(state, "zipf", 1.0, "state", hi=5.0),
+        lease_ttl_s=checks.duration(state, "lease_ttl", "5s", "state"),
         lease_backoff_s=backoff,
         lease_backoff_max_s=backoff_max,
-        lease_max_wait_s=_dur(state, "lease_max_wait", "2s", "state"),
-        lease_mode=_choice(state, "lease_mode", "queue", LEASE_MODES, "state"),
-        batch_max_ops=_int(state, "batch_max_ops", 256, "state", minimum=1),
-        batch_interval_s=_dur(state, "batch_interval", "0s", "state", positive=False),
-        batch_inflight=_int(state, "batch_inflight", 1, "state", minimum=1),
-        fuse_mode=_choice(fuse, "mode", "auto", FUSE_MODES, "fuse"),
-        fuse_backend=_choice(fuse, "backend", "fusepy", FUSE_BACKENDS, "fuse"),
-        file_bytes=_int(fuse, "file_bytes", 4096, "fuse", minimum=0),
-        fuse_probe_workers=_int(fuse, "probe_workers", 0, "fuse", minimum=0),
-        fuse_direct_io=_bool(fuse, "direct_io", True, "fuse"),
-        fuse_attr_timeout_s=_dur(fuse, "attr_timeout", "0s", "fuse", positive=False),
-        fuse_entry_timeout_s=_dur(fuse, "entry_timeout", "0s", "fuse", positive=False),
-        fuse_open_per_request=_bool(fuse, "open_per_request", False, "fuse"),
+        lease_max_wait_s=checks.duration(state, "lease_max_wait", "2s", "state"),
+        lease_mode=checks.one_of(state, "lease_mode", "queue", LEASE_MODES, "state"),
+        batch_max_ops=checks.integer(state, "batch_max_ops", 256, "state", minimum=1),
+        batch_interval_s=checks.duration(state, "batch_interval", "0s", "state", positive=False),
+        batch_inflight=checks.integer(state, "batch_inflight", 1, "state", minimum=1),
+        fuse_mode=checks.one_of(fuse, "mode", "auto", FUSE_MODES, "fuse"),
+        fuse_backend=checks.one_of(fuse, "backend", "fusepy", FUSE_BACKENDS, "fuse"),
+        file_bytes=checks.integer(fuse, "file_bytes", 4096, "fuse", minimum=0),
+        fuse_probe_workers=checks.integer(fuse, "probe_workers", 0, "fuse", minimum=0),
+        fuse_direct_io=checks.flag(fuse, "direct_io", True, "fuse"),
+        fuse_attr_timeout_s=checks.duration(fuse, "attr_timeout", "0s", "fuse", positive=False),
+        fuse_entry_timeout_s=checks.duration(fuse, "entry_timeout", "0s", "fuse", positive=False),
+        fuse_open_per_request=checks.flag(fuse, "open_per_request", False, "fuse"),
         regions=_regions(raw.get("regions")),
         sla=_sla(raw.get("sla")),
         faults=_faults(raw.get("faults"), duration),

@@ -181,6 +181,20 @@ def finalize_stream(run_dir: Path, table: str) -> int:
     return rows
 
 
+def write_arrow_file(path: Path, data: pa.Table) -> Path:
+    """Write a table with its own schema (metadata included) to an Arrow IPC file (zstd), through a
+    temporary file and ``os.replace``. For tables outside the result schema (comparison, sweep)."""
+    import pyarrow as pa
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    options = pa.ipc.IpcWriteOptions(compression="zstd")
+    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, data.schema, options=options) as w:
+        w.write_table(data)
+    os.replace(tmp, path)
+    return path
+
+
 def write_table(run_dir: Path, table: str, data: pa.Table) -> int:
     """Write a whole (small) table straight to ``<table>.arrow``, atomically."""
     import pyarrow as pa

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ import numpy as np
 
 from raybench.errors import ResultsError, UsageError
 from raybench.schema import SCHEMA_VERSION
+from raybench.store import write_arrow_file
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -240,12 +240,7 @@ def write_sweep(path: Path, points: Sequence[SweepPoint], analysis: Analysis) ->
         b"recommendation": analysis.recommendation,
     }
     table = pa.Table.from_pydict(cols, schema=schema.with_metadata({**schema.metadata, **extra}))
-    tmp = path.with_name(f".{path.name}.tmp")
-    options = pa.ipc.IpcWriteOptions(compression="zstd")
-    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema, options=options) as w:
-        w.write_table(table)
-    os.replace(tmp, path)
-    return path
+    return write_arrow_file(path, table)
 
 
 def format_sweep(points: Sequence[SweepPoint], analysis: Analysis) -> list[str]:
