@@ -192,7 +192,7 @@ class AgentHost:
         self._writes: list[Any] = []
         self._seq = 0
         self.epoch = 0
-        self.counters = {"dispatched": 0, "recorded": 0, "cancelled": 0, "max_inflight": 0}
+        self.counters = {"dispatched": 0, "recorded": 0, "cancelled": 0, "max_inflight": 0, "leases_lost": 0}
         self._sampler: Any = None
         self._pool: ThreadPoolExecutor | None = None
         self.handles = None if (fuse_root is None or self.sc.fuse_open_per_request) else FileHandles(fuse_root)
@@ -450,6 +450,8 @@ class AgentHost:
             outcome, error = "timeout", str(exc)
         except Exception as exc:
             outcome, error = "error", f"{type(exc).__name__}: {exc}"[:300]
+            if holds_lease:  # e.g. the shard died under it (it restarts empty): the lease is lost
+                self.counters["leases_lost"] += 1
         if holds_lease and file_key is not None:
             self.client.submit(file_key, st.RELEASE, rid)  # don't leave the key locked until its TTL
         end = time.perf_counter_ns()

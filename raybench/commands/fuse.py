@@ -8,6 +8,7 @@ Exit codes: 0 done; 2 bad flags (one line); 3 FUSE unavailable (the probe's reas
 from __future__ import annotations
 
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -125,7 +126,7 @@ def command(
         f"{workload.duration_s:g}s on a native folder ({backend})",
         err=True,
     )
-    result = run_comparison(workload, options, run_id=run_id)
+    result = _with_progress(lambda: run_comparison(workload, options, run_id=run_id), 2 * workload.duration_s)
     rows = compare_table(result.table)
 
     run_dir = store.create_run_dir(out, run_id)
@@ -151,3 +152,30 @@ def command(
     for line in format_compare(rows):
         click.echo(line)
     click.echo(str(run_dir))
+
+
+def _with_progress(work: Any, expected_s: float) -> Any:
+    """Run ``work()`` while a status line shows the elapsed and expected time (in place on a
+    terminal, a line every few seconds in a log)."""
+    import threading
+
+    from raybench.progress import Printer
+
+    printer = Printer(sys.stderr)
+    done = threading.Event()
+    started = time.time()
+
+    def tick() -> None:
+        every = 1.0 if printer.tty else 5.0
+        while not done.wait(every):
+            elapsed = time.time() - started
+            printer.status(f"[{elapsed:6.1f}s] FUSE vs native, about {max(0.0, expected_s - elapsed):.0f}s left")
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    try:
+        return work()
+    finally:
+        done.set()
+        thread.join()
+        printer.close()

@@ -76,7 +76,7 @@ def _execute(sc: scn.Scenario, kw: dict[str, Any]) -> None:
         baseline_dir = baselines.resolve(kw["out"], kw["baseline"])  # checked before the run starts
     from raybench.progress import Printer
 
-    echo = Printer(click.get_text_stream("stderr"), quiet=bool(kw.get("quiet")))
+    echo = Printer(sys.stderr, quiet=bool(kw.get("quiet")))
     try:
         result = engine.execute(
             sc, out=kw["out"], run_id=kw.get("run_id"), address=kw.get("address"), progress=echo,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -71,7 +72,7 @@ def command(
     sc = scn.load(scenario_file, preset, overrides)
     from raybench.progress import Printer
 
-    echo = Printer(click.get_text_stream("stderr"), quiet=quiet)
+    echo = Printer(sys.stderr, quiet=quiet)
     try:
         result = sweep.run_sweep(
             sc, agent_counts, out=out, sweep_id=sweep_id, search=search, resolution=res, max_runs=max_runs,
