@@ -39,6 +39,10 @@ def main() -> None:
     results["timing"] = bench_timing.main(["--seconds", secs])
     print("== 2. coordination throughput (batched state ops vs raw Ray actor calls)")
     results["state"] = bench_state.main(["--seconds", "4" if args.quick else "6"])
+    print("== 3. agents per core (one host process, timing error p99 <= 2 ms)")
+    from bench import bench_agents_per_core
+
+    results["agents_per_core"] = bench_agents_per_core.main(["--seconds", secs])
     print("== 4. recording (rows/s to Arrow files, memory per million rows)")
     # two sizes side by side: memory must not grow with the number of rows
     results["recording"] = {
