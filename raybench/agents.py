@@ -86,7 +86,7 @@ class FileHandles:
             self._fds.clear()
 
 
-def file_op(path: str, payload: bytes, write: bool, stat: bool, handles: FileHandles | None) -> float:
+def file_op(root: str, key: int, payload: bytes, write: bool, stat: bool, handles: FileHandles | None) -> float:
     """One request's file operation on the node's mount; returns its duration in ms. Runs in a
     worker thread.
 
@@ -94,9 +94,10 @@ def file_op(path: str, payload: bytes, write: bool, stat: bool, handles: FileHan
     operation uses the host's cached handle of the file (a pread/pwrite that crosses FUSE once when
     the mount uses direct_io); without, it opens and closes the file as well.
     """
+    path = f"{root}/k{key}"
     t0 = time.perf_counter_ns()
     if handles is not None:
-        fd = handles.get(int(path.rsplit("k", 1)[1]))
+        fd = handles.get(key)
         if write:
             os.pwrite(fd, payload, 0)
             if stat:
@@ -419,10 +420,10 @@ class AgentHost:
                     backoff = min(backoff * 2, sc.lease_backoff_max_s)
                 lease_ms = (time.perf_counter_ns() - t0) / 1e6
                 if self.fuse_root is not None:
-                    path = f"{self.fuse_root}/k{file_key}"
                     fuse_ms = await self.loop.run_in_executor(
-                        self._pool, file_op, path, self.payload, cls.write, cls.stat, self.handles
-                    )
+                        self._pool, file_op, self.fuse_root, file_key, self.payload, cls.write, cls.stat,
+                        self.handles,
+                    )  # fmt: skip
                 t0 = time.perf_counter_ns()
                 if rtt_state:
                     await asyncio.sleep(rtt_state / 1000.0)
