@@ -75,6 +75,7 @@ class Driver:
         self.host_results: dict[int, dict[str, Any]] = {}
         self.host_deaths: dict[int, list[int]] = {}  # host -> times (ns) its death was noticed
         self.host_failed: set[int] = set()  # hosts that died for good
+        self.lost = 0  # requests that died with their host (account_lost)
         self._chaos_next = 0.0
         self._nodes_checked = 0.0
         self._side: ThreadPoolExecutor | None = None
@@ -412,11 +413,11 @@ class Driver:
             if state is None and f.active(t):
                 previous = ray.get(self.experts.set_capacity.remote(f.pool), timeout=10)
                 self._fault_state[i] = previous
-                self.event("fault_start", kind=f.kind, pool=f.pool, previous=previous)
+                self.event("fault_start", fault=f.kind, pool=f.pool, previous=previous)
             elif state is not None and state >= 0 and t >= f.end_s:
                 ray.get(self.experts.set_capacity.remote(state), timeout=10)
                 self._fault_state[i] = -1
-                self.event("fault_end", kind=f.kind, pool=state)
+                self.event("fault_end", fault=f.kind, pool=state)
 
     def on_window(self, k: int, table: Any) -> None:
         import numpy as np

@@ -269,7 +269,7 @@ def _finish(drv: Driver, status: str, error: str | None, host_results: list[dict
         "fuse": drv.fuse,
         "late_rows": late,
         "host_restarts": {str(h): len(d) for h, d in drv.host_deaths.items()},
-        "lost_requests": getattr(drv, "lost", 0),
+        "lost_requests": drv.lost,
         "abort_reason": drv.abort_reason,
         "sla": {"verdict": verdict, "thresholds": [
             {k: r[k] for k in ("id", "observed", "target", "passed", "windows_failed", "windows_total")}

@@ -110,7 +110,7 @@ class StreamAppender:
         if self._writer is not None:
             self._writer.close()
             self._sink.close()
-            self._writer = None  # type: ignore[assignment]
+            self._writer = None
 
 
 def iter_stream(path: Path) -> Iterator[pa.RecordBatch]:

@@ -187,3 +187,36 @@ def test_fuse_probe_workload_runs_beside_the_agents(ray_local, tmp_path):
     t0, end = result.manifest["load_start_ns"], result.manifest["load_end_ns"]
     ts = ops.column("ts_ns").to_pylist()
     assert min(ts) >= t0 - 50_000_000 and max(ts) <= end + 1_000_000_000
+
+
+def test_injected_faults_shrink_the_pool_and_fail_requests(ray_local, tmp_path):
+    sc = scenario.load(
+        preset="smoke",
+        overrides={
+            "run.agents": 100,
+            "arrivals.rate": 1.0,
+            "run.duration": "8s",
+            "run.warmup": "1s",
+            "fuse.mode": "off",
+            "faults": [
+                {"kind": "shrink_experts", "pool": 1, "start": "2s", "end": "5s"},
+                {"kind": "fail", "share": 0.5, "start": "5s", "end": "6s"},
+            ],
+        },
+    )
+    result = execute(sc, out=tmp_path, run_id="faults")
+    events = store.read_table(result.run_dir, "events")
+    kinds = events.column("kind").to_pylist()
+    assert "fault_start" in kinds and "fault_end" in kinds
+    t = store.read_table(result.run_dir, "requests")
+    t0 = result.manifest["load_start_ns"]
+    rel = (_col(t, "ts_intended_ns") - t0) / 1e9
+    queue = _f(t, "expert_queue_ms")
+    shrunk = (rel >= 2.2) & (rel < 4.5) & ~np.isnan(queue)
+    normal = (rel >= 6.5) & ~np.isnan(queue)
+    assert shrunk.sum() > 3 and np.median(queue[shrunk]) > 100  # one expert for ~16 escalations/s
+    assert np.median(queue[normal]) < 5
+    errors = np.asarray(t.column("error").to_pylist(), dtype=object)
+    injected = np.array([bool(e) and "injected failure" in e for e in errors])
+    assert injected.any() and np.all((rel[injected] >= 5) & (rel[injected] < 6))
+    assert 0.3 < injected[(rel >= 5) & (rel < 6)].mean() < 0.7
