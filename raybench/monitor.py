@@ -14,6 +14,8 @@ from typing import Any
 
 import psutil
 
+#: Shortest interval over which a CPU % is computed.
+MIN_CPU_INTERVAL_S = 0.5
 #: Column order of a sample tuple (after run_id, which the aggregator adds).
 SAMPLE_COLUMNS = (
     "ts_ns",
@@ -54,11 +56,20 @@ class ProcessSampler:
         self.inside = self.pid == os.getpid()
         self._proc = psutil.Process(self.pid)
         self._proc.cpu_percent(None)  # prime: the first real sample covers the time since now
+        self._last_cpu = 0.0
+        self._last_cpu_at = time.monotonic()
 
     def sample(self) -> tuple[Any, ...]:
         p = self._proc
         with p.oneshot():
-            cpu = p.cpu_percent(None)
+            now = time.monotonic()
+            # CPU % is a difference of tick-quantized CPU times over the wall time between two
+            # samples; over a few milliseconds (a second sample right after the first, e.g. at the
+            # end of a run) that ratio is noise, so such a sample repeats the previous figure.
+            if now - self._last_cpu_at >= MIN_CPU_INTERVAL_S:
+                self._last_cpu = p.cpu_percent(None)
+                self._last_cpu_at = now
+            cpu = self._last_cpu
             rss = p.memory_info().rss
             threads = p.num_threads()
             try:
