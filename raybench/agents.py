@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import heapq
 import os
 import random
@@ -223,6 +224,10 @@ class AgentHost:
         """
         sc = self.sc
         self.epoch = epoch
+        # Everything built so far (agents' RNGs, the planner) lives for the whole run: take it out
+        # of the collector's reach so full collections stay short and do not stall requests.
+        gc.collect()
+        gc.freeze()
         self.loop = asyncio.get_running_loop()
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="raybench-file")
         self.client = st.StateClient(
