@@ -23,9 +23,8 @@ class Client:
     def __init__(self, shard: Any) -> None:
         self.shard = shard
 
-    async def raw(self, seconds: float, concurrency: int) -> dict[str, float]:
-        from raybench import state as st
-
+    async def _drive(self, seconds: float, concurrency: int, op: Any) -> tuple[int, float, list[int]]:
+        """``concurrency`` closed-loop workers awaiting ``op(worker, i)`` for ``seconds``."""
         done = 0
         lat: list[int] = []
         end = time.perf_counter() + seconds
@@ -35,36 +34,35 @@ class Client:
             i = 0
             while time.perf_counter() < end:
                 t = time.perf_counter_ns()
-                await self.shard.apply_async.remote([(st.APPEND, w * 1_000_000 + i, w, 0)])
+                await op(w, i)
                 lat.append(time.perf_counter_ns() - t)
                 done += 1
                 i += 1
 
         t0 = time.perf_counter()
         await asyncio.gather(*(worker(w) for w in range(concurrency)))
-        return _result(done, time.perf_counter() - t0, lat, done)
+        return done, time.perf_counter() - t0, lat
+
+    async def raw(self, seconds: float, concurrency: int) -> dict[str, float]:
+        from raybench import state as st
+
+        async def op(w: int, i: int) -> None:
+            await self.shard.apply_async.remote([(st.APPEND, w * 1_000_000 + i, w, 0)])
+
+        done, elapsed, lat = await self._drive(seconds, concurrency, op)
+        return _result(done, elapsed, lat, done)
 
     async def batched(self, seconds: float, concurrency: int, interval: float) -> dict[str, float]:
         from raybench import state as st
 
-        client = st.StateClient([self.shard], max_ops=256, interval=interval, max_inflight=2)
-        done = 0
-        lat: list[int] = []
-        end = time.perf_counter() + seconds
+        # the engine's settings: one batch in flight per shard
+        client = st.StateClient([self.shard], max_ops=256, interval=interval, max_inflight=1)
 
-        async def worker(w: int) -> None:
-            nonlocal done
-            i = 0
-            while time.perf_counter() < end:
-                t = time.perf_counter_ns()
-                await client.submit(w * 1_000_000 + i, st.APPEND, w, 0)
-                lat.append(time.perf_counter_ns() - t)
-                done += 1
-                i += 1
+        async def op(w: int, i: int) -> None:
+            await client.submit(w * 1_000_000 + i, st.APPEND, w, 0)
 
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker(w) for w in range(concurrency)))
-        return _result(done, time.perf_counter() - t0, lat, client.calls)
+        done, elapsed, lat = await self._drive(seconds, concurrency, op)
+        return _result(done, elapsed, lat, client.calls)
 
 
 def _result(ops: int, elapsed: float, lat: list[int], calls: int) -> dict[str, float]:
