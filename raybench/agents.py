@@ -52,6 +52,10 @@ class LeaseTimeout(Exception):
     """The lease was not granted within the scenario's lease_max_wait."""
 
 
+class FuseError(Exception):
+    """The request's file operation on the node's FUSE mount failed."""
+
+
 class FileHandles:
     """Open file handles of one host on its node's mount, one per key, least recently used
     closed first. Thread-safe; a key's handle is never used by two threads at once because the
@@ -78,6 +82,15 @@ class FileHandles:
                 _, old = self._fds.popitem(last=False)
                 os.close(old)
         return fd
+
+    def drop(self, key: int) -> None:
+        """Forget (and close) the handle of ``key``: after a FUSE error it may belong to a dead
+        mount; the next request on the key opens the file again."""
+        with self._lock:
+            fd = self._fds.pop(key, None)
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def close(self) -> None:
         with self._lock:
@@ -425,10 +438,15 @@ class AgentHost:
                     backoff = min(backoff * 2, sc.lease_backoff_max_s)
                 lease_ms = (time.perf_counter_ns() - t0) / 1e6
                 if self.fuse_root is not None:
-                    fuse_ms = await self.loop.run_in_executor(
-                        self._pool, file_op, self.fuse_root, file_key, self.payload, cls.write, cls.stat,
-                        self.handles,
-                    )  # fmt: skip
+                    try:
+                        fuse_ms = await self.loop.run_in_executor(
+                            self._pool, file_op, self.fuse_root, file_key, self.payload, cls.write, cls.stat,
+                            self.handles,
+                        )  # fmt: skip
+                    except OSError as exc:  # e.g. ENOTCONN: the node's FUSE server died
+                        if self.handles is not None:
+                            self.handles.drop(file_key)
+                        raise FuseError(f"FUSE {exc.__class__.__name__}: {exc}") from exc
                 t0 = time.perf_counter_ns()
                 if rtt_state:
                     await asyncio.sleep(rtt_state / 1000.0)
@@ -454,6 +472,8 @@ class AgentHost:
                 outcome, error = "timeout", "still running at the drain deadline when the run ended"
         except LeaseTimeout as exc:
             outcome, error = "timeout", str(exc)
+        except FuseError as exc:  # the lease is still held: released below, not lost
+            outcome, error = "error", str(exc)[:300]
         except Exception as exc:
             outcome, error = "error", f"{type(exc).__name__}: {exc}"[:300]
             if holds_lease:  # e.g. the shard died under it (it restarts empty): the lease is lost

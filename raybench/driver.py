@@ -77,6 +77,8 @@ class Driver:
         self.host_failed: set[int] = set()  # hosts that died for good
         self.lost = 0  # requests that died with their host (account_lost)
         self._chaos_next = 0.0
+        self._chaos_count = 0
+        self._fuse_checked = 0.0
         self._nodes_checked = 0.0
         self._side: ThreadPoolExecutor | None = None
         self._side_jobs: list[Future[Any]] = []
@@ -263,6 +265,7 @@ class Driver:
                 next_sample = now + 1.0
             self.apply_faults(now)
             self._chaos(now, end)
+            self._heal_fuse(now)
             self._check_nodes(now)
             # windows ending more than WINDOW_SETTLE_S ago are complete
             upto = int((now * 1e9 - self.t0 - WINDOW_SETTLE_S * 1e9) // int(sc.window_s * 1e9)) - 1
@@ -297,7 +300,8 @@ class Driver:
             return None
 
     def _chaos(self, now: float, end_ns: int) -> None:
-        """``--chaos``: kill a random agent host every chaos_s seconds of load; Ray restarts it."""
+        """``--chaos``: every chaos_s seconds of load kill a random agent host (Ray restarts it) or
+        a random node's FUSE server (the driver remounts it), as ``run.chaos_target`` says."""
         import random
 
         import ray
@@ -306,9 +310,37 @@ class Driver:
             return
         self._chaos_next = now + self.sc.chaos_s
         rng = random.Random(f"raybench-chaos:{self.sc.seed}:{len(self.events)}")
+        target = self.sc.chaos_target
+        if target == "both":
+            target = ("hosts", "fuse")[self._chaos_count % 2]
+        self._chaos_count += 1
+        mounted = [i for i, r in enumerate(self.fuse.get("nodes", [])) if "mountpoint" in r]
+        if target == "fuse" and mounted:
+            i = rng.choice(mounted)
+            pid = ray.get(self.fuse_nodes[i].kill_server.remote(), timeout=10)
+            self.event("chaos_kill", target="fuse", node_id=self.nodes[i]["node_id"], pid=pid)
+            return
         h = rng.randrange(len(self.hosts))
-        self.event("chaos_kill", host_id=h, node_id=self.host_plan[h][0])
+        self.event("chaos_kill", target="host", host_id=h, node_id=self.host_plan[h][0])
         ray.kill(self.hosts[h], no_restart=False)
+
+    def _heal_fuse(self, now: float) -> None:
+        """Once a second: a node whose FUSE server died gets a fresh mount at the same place."""
+        import ray
+
+        if not self.fuse_nodes or now - self._fuse_checked < 1.0:
+            return
+        self._fuse_checked = now
+        for node, actor in zip(self.nodes, self.fuse_nodes, strict=True):
+            try:
+                healed = ray.get(actor.heal.remote(), timeout=30)
+            except Exception as exc:
+                last = str(exc).strip().splitlines()[-1][:300]
+                self.event("fuse_error", node_id=node["node_id"], error=f"remount failed: {last}")
+                continue
+            if healed:
+                self.event("fuse_remounted", node_id=node["node_id"], **healed)
+                self.progress(f"FUSE server on node {node['node_id'][:12]} died; remounted")
 
     def _check_nodes(self, now: float) -> None:
         """Record nodes that left the cluster since the start (the run goes on with the rest)."""

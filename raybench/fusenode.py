@@ -8,6 +8,7 @@ without a FUSE stage on that node (manifest and summary say why).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -21,13 +22,19 @@ class FuseNode:
         self.run_id = run_id
         self.backend = backend
         self.options = options or {}
+        self.generation = 0
         self.mount: Any = None
         self.base: Path | None = None
         self._sampler: Any = None
         self._server_sampler: Any = None
 
     def start(self) -> dict[str, Any]:
-        """Mount; returns ``{"node_id", "mountpoint"}`` or ``{"node_id", "reason"}``."""
+        """Mount; returns ``{"node_id", "mountpoint"}`` or ``{"node_id", "reason"}``.
+
+        Agents reach the filesystem through ``<base>/fs``, a symbolic link to the live mount
+        ``<base>/mnt-N``: when a FUSE server dies, :meth:`heal` mounts a fresh one at ``mnt-N+1``
+        and swaps the link atomically, so no agent ever writes into a bare mountpoint directory.
+        """
         from fuse_bench import mount as fm
         from raybench.monitor import current_node_id
 
@@ -38,15 +45,27 @@ class FuseNode:
             return {"node_id": node_id, "reason": reason}
         self.base = Path(tempfile.mkdtemp(prefix=f"raybench-{self.run_id}-"))
         os.chmod(self.base, 0o700)
-        mountpoint = self.base / "mnt"
-        mountpoint.mkdir()
         try:
-            self.mount = fm.Mount(mountpoint, backend=self.backend, **self.options)
-            self.mount.start()
+            self._mount_next()
         except Exception as exc:
             self.mount = None
             return {"node_id": node_id, "reason": f"mount failed: {exc}"}
-        return {"node_id": node_id, "mountpoint": str(mountpoint), "pid": self.mount.pid, **self.mount.options()}
+        assert self.mount is not None
+        return {"node_id": node_id, "mountpoint": str(self.base / "fs"), "pid": self.mount.pid, **self.mount.options()}
+
+    def _mount_next(self) -> None:
+        from fuse_bench import mount as fm
+
+        assert self.base is not None
+        self.generation += 1
+        mountpoint = self.base / f"mnt-{self.generation}"
+        mountpoint.mkdir(mode=0o700)
+        mount = fm.Mount(mountpoint, backend=self.backend, **self.options)
+        mount.start()
+        self.mount = mount
+        link = self.base / f".fs-{self.generation}"
+        link.symlink_to(mountpoint.name)
+        os.replace(link, self.base / "fs")  # atomic: openers see the old mount or the new one
 
     def run_probe(self, aggregator: Any, workers: int, t0_ns: int, duration_s: float, seed: int) -> int:
         """The concurrent probe workload beside the agents: ``workers`` closed-loop threads doing
@@ -62,11 +81,32 @@ class FuseNode:
             return 0
         time.sleep(max(0.0, (t0_ns - time.time_ns()) / 1e9))
         workload = Workload(workers=workers, duration_s=duration_s, seed=seed, op_timeout_s=5.0)
-        table = run_workload(self.base / "mnt", workload, target="fuse", node_id=current_node_id(), run_id=self.run_id)
+        table = run_workload(self.base / "fs", workload, target="fuse", node_id=current_node_id(), run_id=self.run_id)
         import ray
 
         ray.get(aggregator.write.remote("fuse_ops", table))
         return table.num_rows
+
+    def kill_server(self) -> int | None:
+        """``--chaos``: SIGKILL this node's filesystem process (the mount goes dead). Returns its pid."""
+        if self.mount is None:
+            return None
+        pid = self.mount.pid
+        self.mount.kill()
+        return pid
+
+    def heal(self) -> dict[str, Any] | None:
+        """If the filesystem process died, mount a fresh filesystem beside it, point ``fs`` at it,
+        then remove the dead mount. Returns the new mount's details, or None."""
+        if self.mount is None or self.base is None or self.mount.alive():
+            return None
+        dead = self.mount
+        self._mount_next()
+        dead.stop()  # fusermount -u, then -uz: the dead mount goes
+        with contextlib.suppress(OSError):
+            dead.mountpoint.rmdir()
+        assert self.mount is not None
+        return {"mountpoint": str(self.mount.mountpoint), "old_pid": dead.pid, "pid": self.mount.pid}
 
     def alive(self) -> bool:
         return self.mount is not None and self.mount.alive()
@@ -79,11 +119,13 @@ class FuseNode:
             self.mount.stop()
             self.mount = None
         if self.base is not None:
-            try:
-                (self.base / "mnt").rmdir()
+            with contextlib.suppress(OSError):
+                (self.base / "fs").unlink()
+            for mnt in self.base.glob("mnt-*"):
+                with contextlib.suppress(OSError):
+                    mnt.rmdir()
+            with contextlib.suppress(OSError):
                 self.base.rmdir()
-            except OSError:
-                pass
 
     def sample_resources(self) -> list[tuple[Any, ...]]:
         """This actor and the filesystem process it started (role ``fuse-server``)."""

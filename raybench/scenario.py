@@ -44,6 +44,7 @@ _SPEC: dict[str, Any] = {
         "request_timeout": None,
         "drain_timeout": None,
         "chaos": None,
+        "chaos_target": None,
     },
     "arrivals": {"process": None, "rate": None, "shape": None, "think": None},
     "classes": None,
@@ -83,6 +84,7 @@ FAULT_KINDS = ("slow_stage", "fail", "shrink_experts")
 STAGES = ("policy", "llm", "expert")
 FUSE_MODES = ("auto", "on", "off")
 LEASE_MODES = ("queue", "retry")
+CHAOS_TARGETS = ("hosts", "fuse", "both")
 FUSE_BACKENDS = ("fusepy", "mfusepy")
 
 
@@ -152,7 +154,8 @@ class Scenario:
     flush_interval_s: float
     request_timeout_s: float
     drain_timeout_s: float
-    chaos_s: float  # kill a random agent host every chaos_s seconds of load (0: never)
+    chaos_s: float  # kill something every chaos_s seconds of load (0: never)
+    chaos_target: str  # hosts: a random agent host; fuse: a random node's FUSE server; both: alternate
     arrivals: Arrivals
     classes: tuple[RequestClass, ...]
     policy: Distribution
@@ -214,6 +217,7 @@ class Scenario:
                 "request_timeout": f"{self.request_timeout_s}s",
                 "drain_timeout": f"{self.drain_timeout_s}s",
                 "chaos": f"{self.chaos_s}s",
+                "chaos_target": self.chaos_target,
             },
             "arrivals": self.arrivals.to_dict(),
             "classes": {
@@ -556,6 +560,7 @@ def _build(raw: Mapping[str, Any]) -> Scenario:
         request_timeout_s=checks.duration(run, "request_timeout", "30s", "run"),
         drain_timeout_s=checks.duration(run, "drain_timeout", "10s", "run"),
         chaos_s=checks.duration(run, "chaos", "0s", "run", positive=False),
+        chaos_target=checks.one_of(run, "chaos_target", "hosts", CHAOS_TARGETS, "run"),
         arrivals=Arrivals(process=process, rate=rate, shape=_shape(arr.get("shape")), think=think),
         classes=_classes(raw.get("classes")),
         policy=timing.parse(stages.get("policy", {"dist": "uniform", "min": 5, "max": 25}), "stages.policy"),

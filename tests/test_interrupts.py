@@ -130,3 +130,38 @@ def test_chaos_kills_hosts_they_restart_and_no_request_goes_missing(ray_local, t
     outcomes = Counter(requests.column("outcome").cast(pa.string()).to_pylist())
     assert outcomes["ok"] + outcomes["denied"] > 0.5 * requests.num_rows  # the rest of the run is intact
     assert len(set(requests.column("request_id").to_pylist())) == requests.num_rows
+
+
+def test_chaos_on_fuse_servers_remounts_and_requests_recover(ray_local, tmp_path: Path):
+    import numpy as np
+
+    from fuse_bench.mount import probe
+    from raybench import scenario
+    from raybench.run import execute
+
+    reason = probe()
+    if reason is not None:
+        pytest.skip(f"FUSE unavailable: {reason}")
+    sc = scenario.load(
+        preset="smoke",
+        overrides={"run.agents": 100, "arrivals.rate": 1.0, "run.duration": "10s", "run.warmup": "1s",
+                   "run.chaos": "3s", "run.chaos_target": "fuse"},
+    )  # fmt: skip
+    result = execute(sc, out=tmp_path, run_id="fusechaos")
+    assert result.status == "completed"
+    events = store.read_table(result.run_dir, "events")
+    kinds = events.column("kind").to_pylist()
+    details = [json.loads(d) for d in events.column("detail").to_pylist()]
+    kills = [d for k, d in zip(kinds, details, strict=True) if k == "chaos_kill"]
+    assert kills and all(d["target"] == "fuse" for d in kills)
+    remounts = [t for t, k in zip(events.column("ts_ns").to_pylist(), kinds, strict=True) if k == "fuse_remounted"]
+    assert len(remounts) == len(kills)
+    requests = store.read_table(result.run_dir, "requests")
+    errors = [e for e in requests.column("error").to_pylist() if e and e.startswith("FUSE")]
+    assert errors  # requests caught by a dead mount fail visibly ...
+    intended = np.asarray(requests.column("ts_intended_ns").to_pylist())
+    fuse_ms = np.asarray(requests.column("fuse_ms").to_pylist(), dtype=float)
+    after = intended > max(remounts) + 500_000_000
+    assert after.any() and not np.isnan(fuse_ms[after]).all()  # ... and FUSE works again after the remount
+    assert sum(result.manifest["hosts"][h]["leases_lost"] for h in range(len(result.manifest["hosts"]))) == 0
+    assert not _raybench_mounts("fusechaos")
