@@ -179,6 +179,7 @@ def execute(
     }
     write_started(run_dir, base)
     status, error = "failed", None
+    at_once = False
     host_results: list[dict[str, Any]] = []
     previous_sigterm = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -222,6 +223,9 @@ def execute(
         drv.sample_resources()
         drv.wait_actions()
     except KeyboardInterrupt:
+        # A Ctrl-C before the load (or during finishing) stops the run; a second one while the
+        # agents drain means "now": skip finalizing, leave the streams for `raybench recover`.
+        at_once = status == "interrupted"
         status = "interrupted"
     except RayFailure:
         status = "failed"
@@ -234,11 +238,15 @@ def execute(
     finally:
         signal.signal(signal.SIGTERM, previous_sigterm)
         try:
-            result = _finish(drv, status, error, host_results)
+            if not at_once:
+                result = _finish(drv, status, error, host_results)
         finally:
-            drv.teardown()
+            drv.teardown()  # FUSE mounts go on every exit path
             if owns_ray:
                 ray.shutdown()
+    if at_once:
+        say(f"stopped at once; the streams in {run_dir} are readable; `raybench recover {run_dir}` finishes it")
+        raise KeyboardInterrupt
     return result
 
 

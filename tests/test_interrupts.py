@@ -165,3 +165,24 @@ def test_chaos_on_fuse_servers_remounts_and_requests_recover(ray_local, tmp_path
     assert after.any() and not np.isnan(fuse_ms[after]).all()  # ... and FUSE works again after the remount
     assert sum(result.manifest["hosts"][h]["leases_lost"] for h in range(len(result.manifest["hosts"]))) == 0
     assert not _raybench_mounts("fusechaos")
+
+
+def test_second_ctrl_c_exits_at_once_leaving_streams_and_no_mount(tmp_path: Path):
+    proc = _start(tmp_path, "twice")
+    run_dir = tmp_path / "twice"
+    try:
+        _wait_for_rows(run_dir)
+        os.kill(proc.pid, signal.SIGINT)
+        time.sleep(0.3)
+        os.kill(proc.pid, signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, output[-2000:]
+    assert "raybench recover" in output
+    assert not (run_dir / "manifest.json").exists()
+    assert store.read_table(run_dir, "requests").num_rows > 100  # the streams are readable
+    assert not _raybench_mounts("twice")
+    result = CliRunner().invoke(cli, ["recover", str(run_dir)])
+    assert result.exit_code == 0, result.output
