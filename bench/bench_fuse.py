@@ -4,9 +4,9 @@ Usage::
 
     .venv/bin/python bench/bench_fuse.py --out /tmp/bench_fuse.json \
         [--workers 1,8,32,64] [--backends fusepy,mfusepy] [--duration 3s] [--mix stat=3,read=3,...]
-        [--attr-timeout 0s] [--entry-timeout 0s] [--processes 0] [--mode memory]
+        [--attr-timeout 0s] [--entry-timeout 0s] [--processes 0] [--mode memory] [--loops single,multi]
 
-For every (backend, workers) it runs the workload on a fresh FUSE mount and then on a native
+For every (backend, libfuse loop, workers) it runs the workload on a fresh FUSE mount and then on a native
 folder in the same call (so both see the same background load), prints one table line per op and
 writes every figure (plus the run's settings and load average) to ``--out`` as JSON.
 """
@@ -14,6 +14,7 @@ writes every figure (plus the run's settings and load average) to ``--out`` as J
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -40,50 +41,54 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--attr-timeout", default="0s")
     p.add_argument("--entry-timeout", default="0s")
     p.add_argument("--processes", type=int, default=0)
-    p.add_argument("--single-threaded", action="store_true")
+    p.add_argument("--loops", default="single", help="libfuse loops to measure: single, multi or single,multi")
     args = p.parse_args(argv)
 
     mix = parse_mix(args.mix) if args.mix else dict(DEFAULT_MIX)
     results = []
     header = (
-        f"{'backend':8} {'W':>3} {'op':8} {'fuse p50':>9} {'p99':>8} {'nat p50':>9} {'p99':>8} "
+        f"{'backend':8} {'loop':6} {'W':>3} {'op':8} {'fuse p50':>9} {'p99':>8} {'nat p50':>9} {'p99':>8} "
         f"{'p50 x':>7} {'p99 x':>7} {'fuse ops/s':>10} {'nat ops/s':>10}"
     )
     print(header)
-    for backend in args.backends.split(","):
-        for workers in [int(w) for w in args.workers.split(",")]:
-            wl = Workload(
-                workers=workers,
-                duration_s=parse_duration(args.duration),
-                mix=mix,
-                processes=min(args.processes, workers),
+    loops = args.loops.split(",")
+    if not set(loops) <= {"single", "multi"}:
+        p.error(f"--loops {args.loops!r}: use single, multi or single,multi")
+    for backend, loop, workers in itertools.product(
+        args.backends.split(","), loops, [int(w) for w in args.workers.split(",")]
+    ):
+        wl = Workload(
+            workers=workers,
+            duration_s=parse_duration(args.duration),
+            mix=mix,
+            processes=min(args.processes, workers),
+        )
+        opts = MountOptions(
+            backend=backend,
+            mode=args.mode,
+            attr_timeout=parse_duration(args.attr_timeout),
+            entry_timeout=parse_duration(args.entry_timeout),
+            multithreaded=loop == "multi",
+        )
+        started = time.time()
+        comp = run_comparison(wl, opts)
+        rows = compare_table(comp.table)
+        results.append(
+            {"backend": backend, "loop": loop, "workers": workers, "started": started, "info": comp.info, "rows": rows}
+        )
+        by = {(r["op"], r["target"]): r for r in rows}
+        for op in [*mix, "all"]:
+            f, n = by.get((op, "fuse")), by.get((op, "native"))
+            if f is None or n is None:
+                continue
+            rx = lambda v: "-" if v is None else f"{v:.1f}x"  # noqa: E731
+            print(
+                f"{backend:8} {loop:6} {workers:>3} {op:8} "
+                f"{format_latency(f['p50_ms']):>9} {format_latency(f['p99_ms']):>8} "
+                f"{format_latency(n['p50_ms']):>9} {format_latency(n['p99_ms']):>8} {rx(f['ratio_p50']):>7} "
+                f"{rx(f['ratio_p99']):>7} {f['ops_per_s']:>10.0f} {n['ops_per_s']:>10.0f}",
+                flush=True,
             )
-            opts = MountOptions(
-                backend=backend,
-                mode=args.mode,
-                attr_timeout=parse_duration(args.attr_timeout),
-                entry_timeout=parse_duration(args.entry_timeout),
-                multithreaded=not args.single_threaded,
-            )
-            started = time.time()
-            comp = run_comparison(wl, opts)
-            rows = compare_table(comp.table)
-            results.append(
-                {"backend": backend, "workers": workers, "started": started, "info": comp.info, "rows": rows}
-            )
-            by = {(r["op"], r["target"]): r for r in rows}
-            for op in [*mix, "all"]:
-                f, n = by.get((op, "fuse")), by.get((op, "native"))
-                if f is None or n is None:
-                    continue
-                rx = lambda v: "-" if v is None else f"{v:.1f}x"  # noqa: E731
-                print(
-                    f"{backend:8} {workers:>3} {op:8} "
-                    f"{format_latency(f['p50_ms']):>9} {format_latency(f['p99_ms']):>8} "
-                    f"{format_latency(n['p50_ms']):>9} {format_latency(n['p99_ms']):>8} {rx(f['ratio_p50']):>7} "
-                    f"{rx(f['ratio_p99']):>7} {f['ops_per_s']:>10.0f} {n['ops_per_s']:>10.0f}",
-                    flush=True,
-                )
 
     def clean(o: object) -> object:
         if isinstance(o, float) and math.isnan(o):

@@ -33,7 +33,7 @@ class MountOptions:
     mode: str = "memory"
     attr_timeout: float = 0.0
     entry_timeout: float = 0.0
-    multithreaded: bool = True
+    multithreaded: bool = False  # libfuse's single-threaded loop (see Mount)
     direct_io: bool = False
 
 

@@ -172,6 +172,7 @@ class Driver:
 
         options = {
             "direct_io": self.sc.fuse_direct_io,
+            "multithreaded": self.sc.fuse_multithreaded,
             "attr_timeout": self.sc.fuse_attr_timeout_s,
             "entry_timeout": self.sc.fuse_entry_timeout_s,
         }

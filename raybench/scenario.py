@@ -68,6 +68,7 @@ _SPEC: dict[str, Any] = {
         "file_bytes": None,
         "probe_workers": None,
         "direct_io": None,
+        "multithreaded": None,
         "attr_timeout": None,
         "entry_timeout": None,
         "open_per_request": None,
@@ -179,6 +180,7 @@ class Scenario:
     file_bytes: int
     fuse_probe_workers: int
     fuse_direct_io: bool  # every read and write reaches the filesystem (no page cache)
+    fuse_multithreaded: bool  # libfuse's multithreaded loop (default: single-threaded, faster here)
     fuse_attr_timeout_s: float  # kernel caching of attributes / names (0: every stat crosses FUSE)
     fuse_entry_timeout_s: float
     fuse_open_per_request: bool  # open+close the file in every request (else a cached handle)
@@ -257,6 +259,7 @@ class Scenario:
                 "file_bytes": self.file_bytes,
                 "probe_workers": self.fuse_probe_workers,
                 "direct_io": self.fuse_direct_io,
+                "multithreaded": self.fuse_multithreaded,
                 "attr_timeout": f"{self.fuse_attr_timeout_s}s",
                 "entry_timeout": f"{self.fuse_entry_timeout_s}s",
                 "open_per_request": self.fuse_open_per_request,
@@ -584,6 +587,7 @@ def _build(raw: Mapping[str, Any]) -> Scenario:
         file_bytes=checks.integer(fuse, "file_bytes", 4096, "fuse", minimum=0),
         fuse_probe_workers=checks.integer(fuse, "probe_workers", 0, "fuse", minimum=0),
         fuse_direct_io=checks.flag(fuse, "direct_io", True, "fuse"),
+        fuse_multithreaded=checks.flag(fuse, "multithreaded", False, "fuse"),
         fuse_attr_timeout_s=checks.duration(fuse, "attr_timeout", "0s", "fuse", positive=False),
         fuse_entry_timeout_s=checks.duration(fuse, "entry_timeout", "0s", "fuse", positive=False),
         fuse_open_per_request=checks.flag(fuse, "open_per_request", False, "fuse"),

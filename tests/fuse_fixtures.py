@@ -35,10 +35,16 @@ def backend(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
+@pytest.fixture(params=("single", "multi"))
+def loop(request: pytest.FixtureRequest) -> str:
+    """libfuse's loop: the filesystem must be right under both (single is the default)."""
+    return request.param
+
+
 @pytest.fixture
-def mounted(backend: str) -> Iterator[Mount]:
-    """A live in-memory mount of ``backend``, unmounted (and checked) afterwards."""
-    mount = Mount(private_mountpoint(), backend=backend)
+def mounted(backend: str, loop: str) -> Iterator[Mount]:
+    """A live in-memory mount of ``backend`` on ``loop``, unmounted (and checked) afterwards."""
+    mount = Mount(private_mountpoint(), backend=backend, multithreaded=loop == "multi")
     try:
         mount.start()
         yield mount

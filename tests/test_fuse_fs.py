@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fuse_fixtures import assert_unmounted, backend, mounted, require_fuse
+from fuse_fixtures import assert_unmounted, backend, loop, mounted, require_fuse
 
 from fuse_bench.fs import MemoryFS, PassthroughFS
 from fuse_bench.mount import Mount, private_mountpoint
 
-__all__ = ["backend", "mounted"]  # fixtures used by name below
+__all__ = ["backend", "loop", "mounted"]  # fixtures used by name below
 
 
 def _errno(fn: Any, *args: Any) -> int | None:

@@ -9,13 +9,14 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
-from fuse_fixtures import assert_unmounted, backend, mounted, require_fuse
+from fuse_fixtures import assert_unmounted, backend, loop, mounted, require_fuse
 
 from fuse_bench.mount import Mount, cleanup_stale, private_mountpoint, probe, raybench_mounts
 from raybench.errors import UsageError
 
-__all__ = ["backend", "mounted"]
+__all__ = ["backend", "loop", "mounted"]
 
 
 def test_probe_names_unknown_backend() -> None:
@@ -58,12 +59,29 @@ def test_refuses_non_empty_mountpoint(tmp_path: Path) -> None:
 
 
 @pytest.mark.fuse
+def test_loop_option_reaches_the_server() -> None:
+    """The default single-threaded loop serves from one libfuse thread; the multithreaded loop
+    starts worker threads of its own (seen in the server process while it serves files)."""
+    require_fuse()
+    threads = {}
+    for multithreaded in (False, True):
+        with Mount(private_mountpoint(), multithreaded=multithreaded) as m:
+            for i in range(20):
+                (m.mountpoint / f"f{i}").write_bytes(b"x")
+            threads[multithreaded] = psutil.Process(m.pid).num_threads()
+            assert m.options()["multithreaded"] is multithreaded
+        assert_unmounted(m.mountpoint)
+    assert threads[True] > threads[False], threads
+
+
+@pytest.mark.fuse
 def test_options_reach_the_mount() -> None:
     require_fuse()
-    with Mount(private_mountpoint(), attr_timeout=1.0, entry_timeout=1.0, multithreaded=False, direct_io=True) as m:
+    with Mount(private_mountpoint(), attr_timeout=1.0, entry_timeout=1.0, multithreaded=True, direct_io=True) as m:
         (m.mountpoint / "f").write_bytes(b"abc")
         assert (m.mountpoint / "f").read_bytes() == b"abc"
         assert m.options()["direct_io"] is True
+        assert m.options()["multithreaded"] is True
     assert_unmounted(m.mountpoint)
 
 

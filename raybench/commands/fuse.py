@@ -57,7 +57,12 @@ def _clean(value: Any) -> Any:
 @click.option("--private", is_flag=True, help="One file set per worker instead of one shared set.")
 @click.option("--attr-timeout", default="0s", show_default=True, help="Kernel attribute cache time.")
 @click.option("--entry-timeout", default="0s", show_default=True, help="Kernel name cache time.")
-@click.option("--single-threaded", is_flag=True, help="libfuse's single-threaded loop.")
+@click.option(
+    "--single-threaded/--multithreaded",
+    default=True,
+    show_default=True,
+    help="libfuse's loop: one thread (default: the Python handlers hold the GIL anyway) or many.",
+)
 @click.option("--direct-io", is_flag=True, help="Bypass the kernel page cache for file data.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the workers' choices.")
 @click.option("--out", "out", default="results", show_default=True, type=click.Path(path_type=Path))
