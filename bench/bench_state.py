@@ -4,8 +4,10 @@ Ray's raw async actor-call rate, measured side by side in one Ray session.
     .venv/bin/python -m bench.bench_state [--seconds 5] [--concurrency 256]
 
 raw      one ``apply_async`` Ray call per operation, ``concurrency`` calls in flight
-batched  the same operations through :class:`raybench.state.StateClient` (one host's client)
-Both run inside an async Ray actor on the same machine against one StateShard actor.
+batched  the same operations through :class:`raybench.state.StateClient` (one host's client),
+         each batch a Ray call (``state.transport = "ray"``)
+socket   the same client over the shard's socket data plane (:mod:`raybench.wire`, the default)
+All run inside an async Ray actor on the same machine against one StateShard actor.
 """
 
 from __future__ import annotations
@@ -52,11 +54,14 @@ class Client:
         done, elapsed, lat = await self._drive(seconds, concurrency, op)
         return _result(done, elapsed, lat, done)
 
-    async def batched(self, seconds: float, concurrency: int, interval: float) -> dict[str, float]:
+    async def batched(
+        self, seconds: float, concurrency: int, interval: float, token: bytes | None = None
+    ) -> dict[str, float]:
         from raybench import state as st
 
         # the engine's settings: one batch in flight per shard
-        client = st.StateClient([self.shard], max_ops=256, interval=interval, max_inflight=1)
+        client = st.StateClient([self.shard], max_ops=256, interval=interval, max_inflight=1, token=token)
+        await client.connect()
 
         async def op(w: int, i: int) -> None:
             await client.submit(w * 1_000_000 + i, st.APPEND, w, 0)
@@ -83,12 +88,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     owns = connect(None)
     try:
-        shard = ray.remote(StateShard).options(max_concurrency=100_000).remote(0)
+        token = b"bench-state-0123"
+        shard = ray.remote(StateShard).options(max_concurrency=100_000).remote(0, token)
         client = ray.remote(Client).options(max_concurrency=100_000).remote(shard)
         ray.get(client.raw.remote(0.5, 8))  # warm up both processes
         raw = ray.get(client.raw.remote(args.seconds, args.concurrency))
         batched = ray.get(client.batched.remote(args.seconds, args.concurrency, 0.0))
         timed = ray.get(client.batched.remote(args.seconds, args.concurrency, 0.002))
+        sock = ray.get(client.batched.remote(args.seconds, args.concurrency, 0.0, token))
+        sock1 = ray.get(client.batched.remote(args.seconds, 1, 0.0, token))
+        raw1 = ray.get(client.raw.remote(args.seconds, 1))
     finally:
         if owns:
             ray.shutdown()
@@ -98,15 +107,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "batched_2ms": timed,
         "ratio_batched_vs_raw": batched["ops_per_s"] / raw["ops_per_s"],
         "ratio_batched_2ms_vs_raw": timed["ops_per_s"] / raw["ops_per_s"],
+        "socket": sock,
+        "ratio_socket_vs_raw": sock["ops_per_s"] / raw["ops_per_s"],
+        "raw_1": raw1,
+        "socket_1": sock1,
     }
-    for name in ("raw", "batched", "batched_2ms"):
+    for name in ("raw", "batched", "batched_2ms", "socket", "raw_1", "socket_1"):
         r = out[name]
         print(
-            f"{name:<12} {r['ops_per_s']:>10,.0f} ops/s {r['calls_per_s']:>9,.0f} Ray calls/s "
+            f"{name:<12} {r['ops_per_s']:>10,.0f} ops/s {r['calls_per_s']:>9,.0f} batches/s "
             f"p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms"
         )
     print(f"batched / raw: {out['ratio_batched_vs_raw']:.1f}x")
     print(f"batched(2ms) / raw: {out['ratio_batched_2ms_vs_raw']:.1f}x")
+    print(f"socket / raw: {out['ratio_socket_vs_raw']:.1f}x")
+    print("(raw_1, socket_1: one operation at a time: the round trip an uncontended request pays)")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(out, fh, indent=2)

@@ -168,6 +168,8 @@ class AgentHost:
         shards, experts, aggregator: Ray actor handles.
         fuse_root: folder on this node's FUSE mount for the agents' files, or None (no FUSE stage).
         node_id: Ray node id of this host (rows carry it).
+        state_token: the run's token for the shards' socket data plane (None: state batches are
+            Ray calls; see :mod:`raybench.wire`).
     """
 
     def __init__(
@@ -181,6 +183,7 @@ class AgentHost:
         aggregator: Any,
         fuse_root: str | None,
         node_id: str,
+        state_token: bytes | None = None,
     ) -> None:
         # The event loop shares the GIL with Ray's reply threads and the file-operation threads;
         # the default 5 ms switch interval would add up to 5 ms to every hand-over between them.
@@ -194,6 +197,7 @@ class AgentHost:
         self.fuse_root = fuse_root
         self.node_id = node_id
         self.shards = shards
+        self.state_token = state_token
         self.planner = Planner(self.sc)
         self.rngs = [agent_rng(self.sc.seed, a) for a in agent_ids]
         self.regions = [self.planner.region_of(a, self.sc.agents) for a in agent_ids]
@@ -244,8 +248,13 @@ class AgentHost:
         self.loop = asyncio.get_running_loop()
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="raybench-file")
         self.client = st.StateClient(
-            self.shards, max_ops=sc.batch_max_ops, interval=sc.batch_interval_s, max_inflight=sc.batch_inflight
+            self.shards,
+            max_ops=sc.batch_max_ops,
+            interval=sc.batch_interval_s,
+            max_inflight=sc.batch_inflight,
+            token=self.state_token,
         )
+        await self.client.connect()  # before the load starts: no request pays for a connection
         self.wall0, self.perf0 = time.time_ns(), time.perf_counter_ns()
         self.start_perf = self.perf0 + (load_start_ns - self.wall0)
         self.end_perf = self.start_perf + int(sc.duration_s * 1e9)
@@ -267,6 +276,7 @@ class AgentHost:
             self._pool.shutdown(wait=True)
             if self.handles is not None:
                 self.handles.close()
+            self.client.close()
         return {
             "host_id": self.host_id,
             "epoch": self.epoch,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import secrets
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -117,6 +118,8 @@ class Driver:
             .options(num_cpus=0, enable_task_events=False, scheduling_strategy=Pin(self.head, soft=False))
             .remote(str(self.run_dir), 0, sc.window_s)
         )
+        # the state data plane's token (raybench.wire): only this run's hosts may talk to its shards
+        token = secrets.token_bytes(16) if sc.state_transport == "socket" else None
         self.shards = [
             ray.remote(StateShard)
             .options(
@@ -127,7 +130,7 @@ class Driver:
                 max_restarts=1,
                 max_task_retries=0,  # a lost shard comes back empty; see StateShard
             )
-            .remote(i)
+            .remote(i, token or b"")
             for i in range(sc.shards)
         ]
         self.experts = (
@@ -145,7 +148,7 @@ class Driver:
                          max_restarts=MAX_HOST_RESTARTS, max_task_retries=0,
                          scheduling_strategy=Pin(node_id, soft=False))
                 .remote(h, agent_ids, scenario_dict, self.run_id, self.shards, self.experts, self.aggregator,
-                        fuse_roots.get(node_id), node_id)
+                        fuse_roots.get(node_id), node_id, token)
             )  # fmt: skip
         self.actors = {
             "aggregator": [self.aggregator],

@@ -58,6 +58,7 @@ _SPEC: dict[str, Any] = {
         "lease_backoff_max": None,
         "lease_max_wait": None,
         "lease_mode": None,
+        "transport": None,
         "batch_max_ops": None,
         "batch_interval": None,
         "batch_inflight": None,
@@ -85,6 +86,8 @@ FAULT_KINDS = ("slow_stage", "fail", "shrink_experts")
 STAGES = ("policy", "llm", "expert")
 FUSE_MODES = ("auto", "on", "off")
 LEASE_MODES = ("queue", "retry")
+#: How state batches reach the shards: each shard's socket data plane (raybench.wire) or Ray calls.
+STATE_TRANSPORTS = ("socket", "ray")
 CHAOS_TARGETS = ("hosts", "fuse", "both")
 FUSE_BACKENDS = ("fusepy", "mfusepy")
 
@@ -172,6 +175,7 @@ class Scenario:
     lease_backoff_max_s: float
     lease_max_wait_s: float
     lease_mode: str  # queue: FIFO hand-over by the shard; retry: poll with jittered exponential back-off
+    state_transport: str  # socket: batches over each shard's TCP data plane; ray: one Ray call per batch
     batch_max_ops: int
     batch_interval_s: float
     batch_inflight: int  # batches per (host, shard) awaiting their reply before the next leaves
@@ -249,6 +253,7 @@ class Scenario:
                 "lease_backoff_max": f"{self.lease_backoff_max_s}s",
                 "lease_max_wait": f"{self.lease_max_wait_s}s",
                 "lease_mode": self.lease_mode,
+                "transport": self.state_transport,
                 "batch_max_ops": self.batch_max_ops,
                 "batch_interval": f"{self.batch_interval_s}s",
                 "batch_inflight": self.batch_inflight,
@@ -579,6 +584,7 @@ def _build(raw: Mapping[str, Any]) -> Scenario:
         lease_backoff_max_s=backoff_max,
         lease_max_wait_s=checks.duration(state, "lease_max_wait", "2s", "state"),
         lease_mode=checks.one_of(state, "lease_mode", "queue", LEASE_MODES, "state"),
+        state_transport=checks.one_of(state, "transport", "socket", STATE_TRANSPORTS, "state"),
         batch_max_ops=checks.integer(state, "batch_max_ops", 256, "state", minimum=1),
         batch_interval_s=checks.duration(state, "batch_interval", "0s", "state", positive=False),
         batch_inflight=checks.integer(state, "batch_inflight", 1, "state", minimum=1),

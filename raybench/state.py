@@ -17,7 +17,8 @@ Invariants of a shard:
 agents: at most ``max_inflight`` batches per shard are in flight; operations submitted meanwhile
 wait for the next batch, which leaves when the loop next runs (or after ``interval`` seconds, or
 at ``max_ops`` operations). Under light load an operation goes out at once; under heavy load the
-batches grow and the Ray call rate stays far below the operation rate.
+batches grow and the call rate stays far below the operation rate. A batch travels over the
+shard's socket data plane (:mod:`raybench.wire`, the default) or as a Ray actor call.
 """
 
 from __future__ import annotations
@@ -41,6 +42,17 @@ def _reconstructed() -> bool:
         return False
 
 
+def _node_ip() -> str:
+    try:
+        import ray
+
+        if ray.is_initialized():
+            return str(ray.util.get_node_ip_address())
+    except Exception:
+        pass
+    return "127.0.0.1"
+
+
 def shard_of(key: int, shards: int) -> int:
     """Shard of a key: a multiplicative hash so neighbouring (hot) keys spread over shards."""
     return ((key * 2654435761) & 0xFFFFFFFF) % shards
@@ -49,8 +61,10 @@ def shard_of(key: int, shards: int) -> int:
 class StateShard:
     """One shard of the coordination state (plain class; a Ray actor at run time)."""
 
-    def __init__(self, shard_id: int) -> None:
+    def __init__(self, shard_id: int, token: bytes = b"") -> None:
         self.shard_id = shard_id
+        self._token = token
+        self._serving: asyncio.Task[tuple[str, int]] | None = None
         self.leases: dict[int, tuple[int, int]] = {}  # key -> (owner, expires_ns)
         self.versions: dict[int, int] = {}
         self.events: deque[tuple[int, int, int, int, int]] = deque(maxlen=EVENT_LOG_LIMIT)
@@ -135,6 +149,21 @@ class StateShard:
         """:meth:`apply` as a coroutine: the actor is async (it parks lease waiters), and a
         coroutine without an ``await`` still runs start to end without interleaving."""
         return self.apply(ops)
+
+    async def endpoint(self) -> tuple[str, int]:
+        """Host and port of this shard's socket data plane (:mod:`raybench.wire`), serving
+        :meth:`apply` in this actor's event loop; started on the first call (a shard restarted by
+        Ray serves on a new port)."""
+        if self._serving is None:
+            from raybench import wire
+
+            async def start() -> tuple[str, int]:
+                host = _node_ip()
+                self._server, port = await wire.serve(self.apply, self._token, host)
+                return host, port
+
+            self._serving = asyncio.ensure_future(start())
+        return await asyncio.shield(self._serving)
 
     async def wait_lease(self, key: int, owner: int, ttl_ns: int, timeout_s: float) -> tuple[bool, int, int]:
         """Wait in the key's FIFO queue until the lease is granted or ``timeout_s`` passes.
@@ -234,10 +263,23 @@ class StateClient:
         max_ops: a batch leaves at once when it reaches this many operations.
         interval: seconds to wait for more operations before sending (0: until the loop next runs).
         max_inflight: batches per shard awaiting their reply before new ones are held back.
+        token: the run's data-plane token: batches go over each shard's socket
+            (:meth:`StateShard.endpoint`); None sends every batch as a Ray call of ``apply_async``.
     """
 
-    def __init__(self, shards: list[Any], *, max_ops: int = 256, interval: float = 0.0, max_inflight: int = 2) -> None:
+    def __init__(
+        self,
+        shards: list[Any],
+        *,
+        max_ops: int = 256,
+        interval: float = 0.0,
+        max_inflight: int = 2,
+        token: bytes | None = None,
+    ) -> None:
         self.shards = shards
+        self.token = token
+        self._conns: list[Any] = [None] * len(shards)
+        self._connecting: list[asyncio.Task[Any] | None] = [None] * len(shards)
         self.max_ops = max_ops
         self.interval = interval
         self.max_inflight = max_inflight
@@ -278,14 +320,53 @@ class StateClient:
         self._inflight[i] += 1
         self.calls += 1
         self.ops += len(batch)
-        ref = self.shards[i].apply_async.remote([op for op, _ in batch])
-        task = asyncio.ensure_future(self._complete(i, ref, [f for _, f in batch]))  # noqa: RUF006 (kept in _tasks)
+        ops = [op for op, _ in batch]
+        call = self.shards[i].apply_async.remote(ops) if self.token is None else self._call_socket(i, ops)
+        task = asyncio.ensure_future(self._complete(i, call, [f for _, f in batch]))  # noqa: RUF006 (kept in _tasks)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _complete(self, i: int, ref: Any, futures: list[asyncio.Future[Any]]) -> None:
+    async def connect(self) -> None:
+        """Open the data-plane connection to every shard now, so that no request pays for it."""
+        if self.token is not None:
+            await asyncio.gather(*(self._connection(i) for i in range(len(self.shards))))
+
+    async def _connection(self, i: int) -> Any:
+        conn = self._conns[i]
+        if conn is not None and conn.lost is None:
+            return conn
+        if self._connecting[i] is None:
+            self._connecting[i] = asyncio.ensure_future(self._open(i))
+        task = self._connecting[i]
         try:
-            results = await ref
+            return await asyncio.shield(task)  # type: ignore[arg-type]
+        finally:
+            if self._connecting[i] is task and task is not None and task.done():
+                self._connecting[i] = None
+
+    async def _open(self, i: int) -> Any:
+        from raybench import wire
+
+        assert self.token is not None
+        host, port = await self.shards[i].endpoint.remote()  # waits while Ray restarts a dead shard
+        self._conns[i] = await wire.Connection.open(host, port, self.token)
+        return self._conns[i]
+
+    async def _call_socket(self, i: int, ops: list[tuple[int, int, int, int]]) -> list[tuple[Any, ...]]:
+        conn = self._conns[i]
+        if conn is None or conn.lost is not None:  # first use, or the shard was lost: (re)connect
+            conn = await self._connection(i)
+        return await conn.call(ops)
+
+    def close(self) -> None:
+        """Close the data-plane connections."""
+        for conn in self._conns:
+            if conn is not None:
+                conn.close()
+
+    async def _complete(self, i: int, call: Any, futures: list[asyncio.Future[Any]]) -> None:
+        try:
+            results = await call
         except Exception as exc:  # the shard died or the call failed: every caller sees it
             for f in futures:
                 if not f.done():
