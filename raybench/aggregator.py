@@ -5,7 +5,8 @@ crash loses nothing already received. For live monitoring the aggregator also ke
 windows that are still open (window ``k`` holds requests whose ``ts_end_ns`` falls in
 ``[t0 + kW, t0 + (k+1)W)``) until the driver takes them with ``take_windows``; rows that arrive for
 a window already taken are counted as late (the offline evaluation still sees them in the files).
-At the end, ``finalize`` rewrites every stream into its ``.arrow`` file.
+At the end, ``finalize`` rewrites every stream into its ``.arrow`` file. With ``run.metrics`` on,
+every ``requests`` batch also feeds the live Prometheus metrics (``raybench.metrics``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class Aggregator:
         self.late_rows = 0
         self.batches = 0
         self._sampler: Any = None
+        self.live: Any = None  # raybench.metrics.LiveMetrics while metrics are on
+        self.metrics_error: str | None = None
 
     def set_t0(self, t0_ns: int) -> None:
         """Set the load start that windows are counted from (before any request row arrives)."""
@@ -49,7 +52,26 @@ class Aggregator:
         self.batches += 1
         if table == "requests" and batch.num_rows:
             self._bucket(batch)
+            if self.live is not None:
+                self._observe(batch)
         return stream.rows
+
+    def start_metrics(self, host: str | None = None) -> dict[str, Any]:
+        """Turn on the live metrics if this node's metrics agent answers (at ``host``, default the
+        node's address); returns where to scrape or why not (``raybench.metrics.agent_status``)."""
+        from raybench.metrics import LiveMetrics, agent_status
+
+        status = agent_status(host)
+        if status["enabled"]:
+            self.live = LiveMetrics(self.run_dir.name)
+        return status
+
+    def _observe(self, batch: Any) -> None:
+        try:
+            self.live.observe(batch)
+        except Exception as exc:  # a live view never costs a row: the batch is on disk already
+            self.metrics_error = f"live metrics stopped: {type(exc).__name__}: {exc}"[:300]
+            self.live = None
 
     def write_rows(self, table: str, rows: list[tuple[Any, ...]]) -> int:
         """Append plain row tuples (small tables: resources, events)."""
@@ -94,7 +116,12 @@ class Aggregator:
             if (self.run_dir / f"{table}.arrows").exists():
                 rows[table] = store.finalize_stream(self.run_dir, table)
                 (self.run_dir / f"{table}.arrows").unlink()
-        return {"rows": rows, "late_rows": self.late_rows, "batches": self.batches}
+        out: dict[str, Any] = {"rows": rows, "late_rows": self.late_rows, "batches": self.batches}
+        if self.live is not None:  # let Ray export the last rows' metrics before the actor is killed
+            out["metrics"] = {"rows": self.live.rows, "settle_s": round(self.live.settle(), 3)}
+        if self.metrics_error:
+            out["metrics"] = {**out.get("metrics", {}), "error": self.metrics_error}
+        return out
 
     def sample_resources(self) -> tuple[Any, ...]:
         from raybench.monitor import ProcessSampler

@@ -50,8 +50,9 @@ DEFAULT_ALPHA = 0.05
 DEFAULT_BOOTSTRAP = 1000
 #: Exact (permutation) distribution of the U test when both samples together have at most this many.
 EXACT_MAX_N = 40
-#: Scenario keys that differ between runs of the same scenario and are not reported as differences.
-SCENARIO_IGNORED_KEYS = frozenset({"seed", "run_id", "out"})
+#: Scenario keys that differ between runs of the same scenario and are not reported as differences
+#: (``metrics``: the live Prometheus view is no part of the load).
+SCENARIO_IGNORED_KEYS = frozenset({"seed", "run_id", "out", "metrics"})
 #: Verdicts, from worst to most neutral.
 VERDICTS = ("regression", "improvement", "insignificant change", "same", "n/a")
 #: Name of the comparison table in its schema metadata.

@@ -64,6 +64,7 @@ class Driver:
         # of the coordination layer turns it off for its own actors (the options below).
         self.actors: dict[str, list[Any]] = {}
         self.fuse: dict[str, Any] = {"mode": sc.fuse_mode, "backend": sc.fuse_backend, "enabled": False}
+        self.metrics: dict[str, Any] = {"enabled": False, "reason": "run.metrics = false"}
         self.hosts: list[Any] = []
         self.fuse_nodes: list[Any] = []
         self.window_stats: list[dict[str, Any]] = []
@@ -118,6 +119,9 @@ class Driver:
             .options(num_cpus=0, enable_task_events=False, scheduling_strategy=Pin(self.head, soft=False))
             .remote(str(self.run_dir), 0, sc.window_s)
         )
+        # a local Ray's metrics endpoint is scraped on loopback; a cluster's at the head node's address
+        local = "127.0.0.1" if self.address is None else None
+        metrics_ref = self.aggregator.start_metrics.remote(local) if sc.metrics else None
         # the state data plane's token (raybench.wire): only this run's hosts may talk to its shards
         token = secrets.token_bytes(16) if sc.state_transport == "socket" else None
         self.shards = [
@@ -163,6 +167,10 @@ class Driver:
             ray.get(ready, timeout=STARTUP_TIMEOUT_S)
         except Exception as exc:
             raise RayFailure(f"actors did not come up within {STARTUP_TIMEOUT_S:.0f}s: {exc}") from exc
+        if metrics_ref is not None:
+            self.metrics = ray.get(metrics_ref, timeout=STARTUP_TIMEOUT_S)
+            if not self.metrics["enabled"]:
+                self.event("metrics_unavailable", reason=self.metrics["reason"])
 
     def _start_fuse(self) -> dict[str, str]:
         import ray

@@ -51,12 +51,16 @@ class RunResult:
     verdict: bool | None = None  # None: no thresholds, or no data to judge
 
 
-def connect(address: str | None, *, ship_code: bool = False) -> bool:
+def connect(
+    address: str | None, *, ship_code: bool = False, metrics: bool = False, metrics_port: int | None = None
+) -> bool:
     """Connect to Ray; returns True when this call started (or joined) Ray and must shut it down.
 
-    Without an address a private local Ray is started: no dashboard, bound to loopback. With
-    ``ship_code``, raybench and fuse_bench travel to the workers in the job's runtime environment
-    (for clusters where they are not installed).
+    Without an address a private local Ray is started: no dashboard, bound to loopback; with
+    ``metrics`` its metrics agent exports on ``metrics_port`` (None: Ray's choice) once a second
+    (``raybench.metrics``). A cluster keeps its own metrics settings. With ``ship_code``, raybench
+    and fuse_bench travel to the workers in the job's runtime environment (for clusters where they
+    are not installed).
     """
     import ray
 
@@ -74,12 +78,15 @@ def connect(address: str | None, *, ship_code: bool = False) -> bool:
                 runtime_env = {"py_modules": dirs}
             ray.init(address=address, logging_level="ERROR", log_to_driver=False, runtime_env=runtime_env)
             return True
+        from raybench.metrics import ray_init_options
+
         ray.init(
             include_dashboard=False,
             logging_level="ERROR",
             log_to_driver=False,
             object_store_memory=512 * 2**20,
             _node_ip_address="127.0.0.1",
+            **(ray_init_options(metrics_port) if metrics else {}),
         )
         return True
     except Exception as exc:
@@ -147,8 +154,10 @@ def execute(
     address: str | None = None,
     progress: Progress | None = None,
     ship_code: bool = False,
+    metrics_port: int | None = None,
 ) -> RunResult:
-    """Run a scenario and write its run folder ``out/run_id``.
+    """Run a scenario and write its run folder ``out/run_id``. With ``scenario.metrics`` the run
+    exports live Prometheus metrics (``raybench.metrics``; a local Ray on ``metrics_port``).
 
     Raises:
         UsageError: the run folder exists already (checked before anything starts).
@@ -161,7 +170,7 @@ def execute(
     run_id = run_id or store.new_run_id()
     store.check_new_run_dir(out, run_id)
     started_ns = time.time_ns()
-    owns_ray = connect(address, ship_code=ship_code)
+    owns_ray = connect(address, ship_code=ship_code, metrics=scenario.metrics, metrics_port=metrics_port)
     run_dir = store.create_run_dir(out, run_id)
     drv = Driver(scenario, run_dir, address, say)
     base: dict[str, Any] = {
@@ -189,6 +198,9 @@ def execute(
         nodes = len({n for n, _ in drv.host_plan})
         fuse_note = "FUSE on" if drv.fuse.get("enabled") else f"FUSE off ({drv.fuse.get('reason', 'n/a')})"
         say(f"{len(drv.hosts)} agent hosts on {nodes} node(s); {fuse_note}")
+        if scenario.metrics:
+            m = drv.metrics
+            say(f"metrics: scrape {m['url']}" if m["enabled"] else f"metrics off: {m['reason']}; the run goes on")
         t0 = time.time_ns() + int(START_MARGIN_S * 1e9)
         base |= {"load_start_ns": t0, "load_end_ns": t0 + int(scenario.duration_s * 1e9)}
         base["cluster"] = {"address": address or "local", "head_node": drv.head, "nodes": drv.nodes}
@@ -256,7 +268,9 @@ def _finish(drv: Driver, status: str, error: str | None, host_results: list[dict
 
     late = 0
     try:
-        late = ray.get(drv.aggregator.finalize.remote(), timeout=600)["late_rows"]
+        closed: Any = ray.get(drv.aggregator.finalize.remote(), timeout=600)
+        late = closed["late_rows"]
+        drv.metrics |= closed.get("metrics", {})
     except Exception as exc:  # aggregator gone: finalize_folder rewrites whatever streams are left
         error = error or f"the aggregator failed: {str(exc).splitlines()[0][:200]}"
         status = "failed"
@@ -275,6 +289,7 @@ def _finish(drv: Driver, status: str, error: str | None, host_results: list[dict
         "hosts": host_results,
         **drv.collect_stats(),
         "fuse": drv.fuse,
+        "metrics": drv.metrics,
         "late_rows": late,
         "host_restarts": {str(h): len(d) for h, d in drv.host_deaths.items()},
         "lost_requests": drv.lost,

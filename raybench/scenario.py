@@ -45,6 +45,7 @@ _SPEC: dict[str, Any] = {
         "drain_timeout": None,
         "chaos": None,
         "chaos_target": None,
+        "metrics": None,
     },
     "arrivals": {"process": None, "rate": None, "shape": None, "think": None},
     "classes": None,
@@ -160,6 +161,7 @@ class Scenario:
     drain_timeout_s: float
     chaos_s: float  # kill something every chaos_s seconds of load (0: never)
     chaos_target: str  # hosts: a random agent host; fuse: a random node's FUSE server; both: alternate
+    metrics: bool  # live Prometheus metrics through ray.util.metrics (raybench.metrics)
     arrivals: Arrivals
     classes: tuple[RequestClass, ...]
     policy: Distribution
@@ -224,6 +226,7 @@ class Scenario:
                 "drain_timeout": f"{self.drain_timeout_s}s",
                 "chaos": f"{self.chaos_s}s",
                 "chaos_target": self.chaos_target,
+                "metrics": self.metrics,
             },
             "arrivals": self.arrivals.to_dict(),
             "classes": {
@@ -569,6 +572,7 @@ def _build(raw: Mapping[str, Any]) -> Scenario:
         drain_timeout_s=checks.duration(run, "drain_timeout", "10s", "run"),
         chaos_s=checks.duration(run, "chaos", "0s", "run", positive=False),
         chaos_target=checks.one_of(run, "chaos_target", "hosts", CHAOS_TARGETS, "run"),
+        metrics=checks.flag(run, "metrics", False, "run"),
         arrivals=Arrivals(process=process, rate=rate, shape=_shape(arr.get("shape")), think=think),
         classes=_classes(raw.get("classes")),
         policy=timing.parse(stages.get("policy", {"dist": "uniform", "min": 5, "max": 25}), "stages.policy"),
