@@ -10,7 +10,7 @@ import click
 
 from raybench import scenario as scn
 from raybench.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME
-from raybench.errors import ScenarioError
+from raybench.errors import ScenarioError, UsageError
 
 _OVERRIDES = {
     "agents": "run.agents",
@@ -45,6 +45,10 @@ def _common(f: Any) -> Any:
         click.option("--address", help="Ray cluster to use (auto, ray://host:10001, ...); default: a local Ray."),
         click.option("--ship-code", is_flag=True,
                      help="Send raybench to the cluster's workers in a runtime environment (not installed there)."),
+        click.option("--metrics", is_flag=True,
+                     help="Live Prometheus metrics via Ray's metrics agent (run.metrics = true; needs ray[default])."),
+        click.option("--metrics-port", type=click.IntRange(1, 65535),
+                     help="Port of a local Ray's metrics endpoint (implies --metrics; default: Ray's choice)."),
         click.option("--quiet", is_flag=True, help="No progress lines."),
         click.option("--baseline", metavar="NAME",
                      help="Compare with this saved baseline at the end (exit 1 on a regression)."),
@@ -59,6 +63,8 @@ def _overrides(kw: dict[str, Any]) -> dict[str, Any]:
     for text in kw.get("assignments") or ():
         key, value = scn.parse_assignment(text)
         out[key] = value
+    if kw.get("metrics") or kw.get("metrics_port") is not None:
+        out["run.metrics"] = True
     return out
 
 
@@ -69,6 +75,12 @@ def _execute(sc: scn.Scenario, kw: dict[str, Any]) -> None:
 
     if kw.get("run_id"):
         store.check_new_run_dir(kw["out"], kw["run_id"])
+    if kw.get("metrics_port") is not None:
+        from raybench.metrics import check_port
+
+        if kw.get("address"):
+            raise UsageError("--metrics-port is for a local Ray; a cluster's nodes export on their own ports")
+        check_port(kw["metrics_port"])
     baseline_dir = None
     if kw.get("baseline"):
         from raybench import baselines
@@ -80,7 +92,7 @@ def _execute(sc: scn.Scenario, kw: dict[str, Any]) -> None:
     try:
         result = engine.execute(
             sc, out=kw["out"], run_id=kw.get("run_id"), address=kw.get("address"), progress=echo,
-            ship_code=bool(kw.get("ship_code")),
+            ship_code=bool(kw.get("ship_code")), metrics_port=kw.get("metrics_port"),
         )  # fmt: skip
     finally:
         echo.close()
@@ -95,6 +107,10 @@ def _execute(sc: scn.Scenario, kw: dict[str, Any]) -> None:
         click.echo(line)
     fuse = m.get("fuse", {})
     click.echo("FUSE: " + ("on" if fuse.get("enabled") else f"off ({fuse.get('reason', 'n/a')})"))
+    if sc.metrics:
+        live = m.get("metrics", {})
+        where = f"exported at {live['url']}" if live.get("enabled") else f"off ({live.get('reason')})"
+        click.echo(f"metrics: {where}")
     if result.sla_rows:
         from raybench.sla import format_table
         from raybench.thresholds import parse_thresholds
