@@ -56,7 +56,8 @@ def connect(
 ) -> bool:
     """Connect to Ray; returns True when this call started (or joined) Ray and must shut it down.
 
-    Without an address a private local Ray is started: no dashboard, bound to loopback; with
+    Without an address a private local Ray is started: no dashboard, loopback asked for (Ray 2.60
+    may still bind the machine's address, as the state data plane does: it checks a token); with
     ``metrics`` its metrics agent exports on ``metrics_port`` (None: Ray's choice) once a second
     (``raybench.metrics``). A cluster keeps its own metrics settings. With ``ship_code``, raybench
     and fuse_bench travel to the workers in the job's runtime environment (for clusters where they
