@@ -168,8 +168,8 @@ class AgentHost:
         shards, experts, aggregator: Ray actor handles.
         fuse_root: folder on this node's FUSE mount for the agents' files, or None (no FUSE stage).
         node_id: Ray node id of this host (rows carry it).
-        state_token: the run's token for the shards' socket data plane (None: state batches are
-            Ray calls; see :mod:`raybench.wire`).
+        wire_token: the run's token for the shards' and the expert pool's sockets (None: state
+            batches and consultations are Ray calls; see :mod:`raybench.wire`).
     """
 
     def __init__(
@@ -183,7 +183,7 @@ class AgentHost:
         aggregator: Any,
         fuse_root: str | None,
         node_id: str,
-        state_token: bytes | None = None,
+        wire_token: bytes | None = None,
     ) -> None:
         # The event loop shares the GIL with Ray's reply threads and the file-operation threads;
         # the default 5 ms switch interval would add up to 5 ms to every hand-over between them.
@@ -197,7 +197,8 @@ class AgentHost:
         self.fuse_root = fuse_root
         self.node_id = node_id
         self.shards = shards
-        self.state_token = state_token
+        self.wire_token = wire_token
+        self._experts_conn: Any = None  # raybench.wire.CallConnection while a run is on
         self.planner = Planner(self.sc)
         self.rngs = [agent_rng(self.sc.seed, a) for a in agent_ids]
         self.regions = [self.planner.region_of(a, self.sc.agents) for a in agent_ids]
@@ -252,9 +253,10 @@ class AgentHost:
             max_ops=sc.batch_max_ops,
             interval=sc.batch_interval_s,
             max_inflight=sc.batch_inflight,
-            token=self.state_token,
+            token=self.wire_token,
         )
         await self.client.connect()  # before the load starts: no request pays for a connection
+        self._experts_conn = await self._connect_experts() if self.wire_token is not None else None
         self.wall0, self.perf0 = time.time_ns(), time.perf_counter_ns()
         self.start_perf = self.perf0 + (load_start_ns - self.wall0)
         self.end_perf = self.start_perf + int(sc.duration_s * 1e9)
@@ -277,6 +279,8 @@ class AgentHost:
             if self.handles is not None:
                 self.handles.close()
             self.client.close()
+            if self._experts_conn is not None:
+                self._experts_conn.close()
         return {
             "host_id": self.host_id,
             "epoch": self.epoch,
@@ -416,7 +420,7 @@ class AgentHost:
                 if plan.expert_ms is not None:
                     extra = self._extra_ms("expert", t_s)
                     expert_model = plan.expert_ms + extra
-                    queue_ms, expert_ms = await self.experts.consult.remote(plan.expert_ms, extra)
+                    queue_ms, expert_ms = await self._consult(plan.expert_ms, extra)
                 file_key = plan.key
                 rtt_lease, rtt_state, _ = plan.rtt_ms
                 # lease, with retry and exponential back-off (jittered) while another holds it
@@ -505,6 +509,22 @@ class AgentHost:
             )
         )  # fmt: skip
         self.counters["recorded"] += 1
+
+    # -- the expert pool ----------------------------------------------------------------------
+
+    async def _connect_experts(self) -> Any:
+        from raybench import wire
+
+        assert self.wire_token is not None
+        host, port = await self.experts.endpoint.remote()
+        return await wire.CallConnection.open(host, port, self.wire_token)
+
+    async def _consult(self, expert_ms: float, extra_ms: float) -> tuple[float, float]:
+        """One consultation, over the pool's socket or as a Ray call. The pool is not restarted:
+        once its connection is lost, every later consultation fails visibly (ConnectionLost)."""
+        if self._experts_conn is None:
+            return await self.experts.consult.remote(expert_ms, extra_ms)
+        return await self._experts_conn.call(expert_ms, extra_ms)
 
     # -- recording -----------------------------------------------------------------------------
 

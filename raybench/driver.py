@@ -140,7 +140,7 @@ class Driver:
         self.experts = (
             ray.remote(ExpertPool)
             .options(num_cpus=0, max_concurrency=100_000, enable_task_events=False)
-            .remote(sc.experts)
+            .remote(sc.experts, token or b"")
         )
         fuse_roots = self._start_fuse()
         self.host_plan = plan_hosts(sc, self.nodes)

@@ -5,7 +5,8 @@ the queue until one of ``capacity`` experts is free, then holds that expert for 
 time. Queue wait and expert time are measured apart, inside the pool, so the request row can show
 where an escalation's time went. ``set_capacity`` changes the pool size while it runs (fault
 injection: a smaller pool from time A to time B); a shrink never interrupts consultations already
-in progress.
+in progress. Hosts consult over the pool's socket (:meth:`ExpertPool.endpoint`,
+:mod:`raybench.wire`) or, with ``state.transport = "ray"``, by Ray calls of :meth:`consult`.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from typing import Any
 
 
 class ExpertPool:
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, token: bytes = b"") -> None:
         if capacity < 1:
             raise ValueError("an expert pool needs at least one expert")
         self.capacity = capacity
+        self._token = token
+        self._endpoint: Any = None  # raybench.wire.Endpoint, made on first use
         self.busy = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
         self.consultations = 0
@@ -58,6 +61,14 @@ class ExpertPool:
         self.consultations += 1
         self.queue_ns_total += t1 - t0
         return (t1 - t0) / 1e6, (t2 - t1) / 1e6
+
+    async def endpoint(self) -> tuple[str, int]:
+        """Host and port where :meth:`consult` is served as concurrent calls (:mod:`raybench.wire`)."""
+        if self._endpoint is None:
+            from raybench import wire
+
+            self._endpoint = wire.Endpoint(lambda host: wire.serve_calls(self.consult, self._token, host))
+        return await self._endpoint.address()
 
     def _release(self) -> None:
         self.busy -= 1

@@ -87,7 +87,7 @@ FAULT_KINDS = ("slow_stage", "fail", "shrink_experts")
 STAGES = ("policy", "llm", "expert")
 FUSE_MODES = ("auto", "on", "off")
 LEASE_MODES = ("queue", "retry")
-#: How state batches reach the shards: each shard's socket data plane (raybench.wire) or Ray calls.
+#: How state batches and expert consultations travel: sockets served by the actors (raybench.wire) or Ray calls.
 STATE_TRANSPORTS = ("socket", "ray")
 CHAOS_TARGETS = ("hosts", "fuse", "both")
 FUSE_BACKENDS = ("fusepy", "mfusepy")
@@ -177,7 +177,7 @@ class Scenario:
     lease_backoff_max_s: float
     lease_max_wait_s: float
     lease_mode: str  # queue: FIFO hand-over by the shard; retry: poll with jittered exponential back-off
-    state_transport: str  # socket: batches over each shard's TCP data plane; ray: one Ray call per batch
+    state_transport: str  # socket: state batches and expert consultations over TCP (raybench.wire); ray: Ray calls
     batch_max_ops: int
     batch_interval_s: float
     batch_inflight: int  # batches per (host, shard) awaiting their reply before the next leaves

@@ -42,17 +42,6 @@ def _reconstructed() -> bool:
         return False
 
 
-def _node_ip() -> str:
-    try:
-        import ray
-
-        if ray.is_initialized():
-            return str(ray.util.get_node_ip_address())
-    except Exception:
-        pass
-    return "127.0.0.1"
-
-
 def shard_of(key: int, shards: int) -> int:
     """Shard of a key: a multiplicative hash so neighbouring (hot) keys spread over shards."""
     return ((key * 2654435761) & 0xFFFFFFFF) % shards
@@ -63,8 +52,8 @@ class StateShard:
 
     def __init__(self, shard_id: int, token: bytes = b"") -> None:
         self.shard_id = shard_id
+        self._endpoint: Any = None  # raybench.wire.Endpoint, made on first use
         self._token = token
-        self._serving: asyncio.Task[tuple[str, int]] | None = None
         self.leases: dict[int, tuple[int, int]] = {}  # key -> (owner, expires_ns)
         self.versions: dict[int, int] = {}
         self.events: deque[tuple[int, int, int, int, int]] = deque(maxlen=EVENT_LOG_LIMIT)
@@ -154,16 +143,11 @@ class StateShard:
         """Host and port of this shard's socket data plane (:mod:`raybench.wire`), serving
         :meth:`apply` in this actor's event loop; started on the first call (a shard restarted by
         Ray serves on a new port)."""
-        if self._serving is None:
+        if self._endpoint is None:
             from raybench import wire
 
-            async def start() -> tuple[str, int]:
-                host = _node_ip()
-                self._server, port = await wire.serve(self.apply, self._token, host)
-                return host, port
-
-            self._serving = asyncio.ensure_future(start())
-        return await asyncio.shield(self._serving)
+            self._endpoint = wire.Endpoint(lambda host: wire.serve(self.apply, self._token, host))
+        return await self._endpoint.address()
 
     async def wait_lease(self, key: int, owner: int, ttl_ns: int, timeout_s: float) -> tuple[bool, int, int]:
         """Wait in the key's FIFO queue until the lease is granted or ``timeout_s`` passes.

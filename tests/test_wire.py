@@ -46,7 +46,7 @@ def test_a_wrong_token_is_refused_and_touches_nothing():
         shard = st.StateShard(0, TOKEN)
         server, port = await wire.serve(shard.apply, TOKEN, "127.0.0.1")
         conn = await wire.Connection.open("127.0.0.1", port, b"x" * len(TOKEN))
-        with pytest.raises(wire.ShardConnectionLost):
+        with pytest.raises(wire.ConnectionLost):
             await conn.call([(st.APPEND, 1, 1, 0)])
         assert shard.seq == 0 and shard.counters["batches"] == 0
         server.close()
@@ -56,7 +56,7 @@ def test_a_wrong_token_is_refused_and_touches_nothing():
 
 def test_a_lost_server_fails_every_waiting_batch_instead_of_hanging():
     """The serving side dies after the first batch (its apply raises, the connection closes):
-    the batches still waiting fail with ShardConnectionLost, and so does any later call."""
+    the batches still waiting fail with ConnectionLost, and so does any later call."""
 
     async def main() -> None:
         calls = []
@@ -72,11 +72,44 @@ def test_a_lost_server_fails_every_waiting_batch_instead_of_hanging():
         assert await conn.call([(st.ACQUIRE, 1, 1, 1)]) == [(True, 0, 0)]
         waiting = [conn.call([(st.ACQUIRE, 1, 1, 1)]) for _ in range(5)]
         results = await asyncio.gather(*waiting, return_exceptions=True)
-        assert all(isinstance(r, wire.ShardConnectionLost) for r in results), results
+        assert all(isinstance(r, wire.ConnectionLost) for r in results), results
         assert conn.lost is not None
-        with pytest.raises(wire.ShardConnectionLost):
+        with pytest.raises(wire.ConnectionLost):
             await conn.call([(st.ACQUIRE, 1, 1, 1)])
         server.close()
+
+    _run(main())
+
+
+def test_calls_run_concurrently_and_answer_as_they_finish():
+    """The expert pool over serve_calls: a long consultation does not hold up a short one, a
+    failing call raises the remote error, and a client that goes away frees its experts."""
+    from raybench.experts import ExpertPool
+
+    async def main() -> None:
+        pool = ExpertPool(2, TOKEN)
+        host, port = await pool.endpoint()
+        assert await pool.endpoint() == (host, port)  # started once
+        conn = await wire.CallConnection.open(host, port, TOKEN)
+        slow, fast = conn.call(300.0), conn.call(10.0)
+        done, _ = await asyncio.wait({slow, fast}, return_when=asyncio.FIRST_COMPLETED)
+        assert done == {fast}
+        queue_ms, expert_ms = await fast
+        assert queue_ms < 50 and expert_ms >= 10
+        assert (await slow)[1] >= 300
+        with pytest.raises(RuntimeError, match="TypeError"):
+            await conn.call("not a number")
+        # two long consultations hold both experts; the client vanishes; the experts come free
+        held = [conn.call(10_000.0), conn.call(10_000.0)]
+        await asyncio.sleep(0.1)
+        assert pool.busy == 2
+        conn.close()
+        for _ in range(50):
+            if pool.busy == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert pool.busy == 0
+        assert all(f.done() for f in held)
 
     _run(main())
 
@@ -120,7 +153,7 @@ def test_client_uses_the_socket_and_reconnects_to_a_restarted_shard(ray_local):
         if all(isinstance(r, tuple) for r in res):
             break
         # lost with the connection, or refused while Ray restarts the shard: never a silent success
-        assert all(r in ("ShardConnectionLost", "ActorUnavailableError") or isinstance(r, tuple) for r in res), res
+        assert all(r in ("ConnectionLost", "ActorUnavailableError") or isinstance(r, tuple) for r in res), res
         assert time.monotonic() < deadline, res
         time.sleep(0.2)
     assert sorted(r[0] for r in res) == list(range(1, 11))  # a new, empty event log
