@@ -487,7 +487,9 @@ def parse_config(table: Mapping[str, Any], **kwargs: Any) -> SlaConfig:
     return parse_sla_config(table, **kwargs)
 
 
-def _fmt_value(value: float | None, th: Any) -> str:
+def _fmt_value(value: float | None, th: Any, target: float | None = None) -> str:
+    """``value`` for the verdict table; a fraction gets as many digits as it takes not to read
+    the same as a different ``target`` (98.99% against 99%, not 99% against 99%)."""
     from raybench.units import format_ms
 
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -496,7 +498,12 @@ def _fmt_value(value: float | None, th: Any) -> str:
         return format_ms(value)
     if th.metric == "throughput" and not th.relative:
         return f"{value:.1f}/s"
-    return f"{value * 100:.3g}%"
+    digits = 3
+    while target is not None and value != target and digits < 8:
+        if f"{value * 100:.{digits}g}" != f"{target * 100:.{digits}g}":
+            break
+        digits += 1
+    return f"{value * 100:.{digits}g}%"
 
 
 def format_table(rows: list[dict[str, Any]], thresholds: Any) -> list[str]:
@@ -517,7 +524,7 @@ def format_table(rows: list[dict[str, Any]], thresholds: Any) -> list[str]:
         body.append(
             (
                 r["id"],
-                _fmt_value(r["observed"], th),
+                _fmt_value(r["observed"], th, r["target"]),
                 f"{th.op} {_fmt_value(r['target'], th)}",
                 verdict,
                 f"{r['windows_failed']}/{r['windows_total']}",

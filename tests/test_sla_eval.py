@@ -511,3 +511,21 @@ def test_nan_free_observations_on_lighthouse_defaults():
     for th in parse_thresholds(list(LIGHTHOUSE_THRESHOLDS)):
         obs = th.evaluate(t, span_ns=(T0_NS, T0_NS + S))
         assert obs.observed is None or math.isfinite(obs.observed), th.id
+
+
+def test_verdict_table_never_shows_a_failing_share_as_the_target():
+    """98.99% against >= 99% must not print as "99%": the table adds digits until they differ."""
+    from raybench.sla import format_table
+
+    ths = parse_thresholds(["share(latency<100ms)>=99%", "p99<100ms"])
+    rows = [
+        {"id": ths[0].id, "observed": 0.9899470113405635, "target": 0.99, "passed": False, "violated": False,
+         "cumulative_passed": False, "windows_failed": 1, "windows_total": 1, "count": 20193},
+        {"id": ths[1].id, "observed": 42.0, "target": 100.0, "passed": True, "violated": False,
+         "cumulative_passed": True, "windows_failed": 0, "windows_total": 1, "count": 20193},
+    ]  # fmt: skip
+    lines = format_table(rows, ths)
+    assert "98.99%" in lines[1] and ">= 99%" in lines[1] and "FAIL" in lines[1]
+    assert "42.0ms" in lines[2] or "42ms" in lines[2], lines[2]
+    rows[0]["observed"] = 0.99
+    assert " 99% " in format_table(rows, ths)[1]
