@@ -316,29 +316,31 @@ class StateClient:
             await asyncio.gather(*(self._connection(i) for i in range(len(self.shards))))
 
     async def _connection(self, i: int) -> Any:
+        """The live connection to shard ``i``, opened once however many batches wait for it."""
         conn = self._conns[i]
         if conn is not None and conn.lost is None:
             return conn
-        if self._connecting[i] is None:
-            self._connecting[i] = asyncio.ensure_future(self._open(i))
         task = self._connecting[i]
+        if task is None:
+            task = self._connecting[i] = asyncio.ensure_future(self._open(i))
         try:
-            return await asyncio.shield(task)  # type: ignore[arg-type]
+            return await asyncio.shield(task)
         finally:
-            if self._connecting[i] is task and task is not None and task.done():
-                self._connecting[i] = None
+            if task.done() and self._connecting[i] is task:
+                self._connecting[i] = None  # a failed open is tried again by the next batch
 
     async def _open(self, i: int) -> Any:
         from raybench import wire
 
         assert self.token is not None
-        host, port = await self.shards[i].endpoint.remote()  # waits while Ray restarts a dead shard
+        # while Ray restarts a dead shard this raises (ActorUnavailableError): the batch fails visibly
+        host, port = await self.shards[i].endpoint.remote()
         self._conns[i] = await wire.Connection.open(host, port, self.token)
         return self._conns[i]
 
     async def _call_socket(self, i: int, ops: list[tuple[int, int, int, int]]) -> list[tuple[Any, ...]]:
         conn = self._conns[i]
-        if conn is None or conn.lost is not None:  # first use, or the shard was lost: (re)connect
+        if conn is None or conn.lost is not None:  # the hot path skips the coroutine when connected
             conn = await self._connection(i)
         return await conn.call(ops)
 
