@@ -36,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from raybench import state as st
-from raybench.recording import RowBuffer
+from raybench.recording import NULL_INT, NULL_MS, OUTCOME_CODE, RequestRows
 from raybench.scenario import Scenario
 from raybench.workload import Plan, Planner, agent_rng
 
@@ -204,7 +204,9 @@ class AgentHost:
         self.regions = [self.planner.region_of(a, self.sc.agents) for a in agent_ids]
         self.backoff_rng = random.Random(f"raybench-backoff:{self.sc.seed}:{host_id}")
         self.fault_rng = random.Random(f"raybench-faults:{self.sc.seed}:{host_id}")
-        self.buffer = RowBuffer("requests")
+        self.buffer = RequestRows(
+            run_id, host_id, node_id, [r.name for r in self.sc.regions], [c.name for c in self.sc.classes]
+        )
         self.payload = os.urandom(self.sc.file_bytes)
         self._stop = False
         self._tasks: dict[asyncio.Task[None], int] = {}  # in-flight request -> intended start
@@ -261,6 +263,7 @@ class AgentHost:
         self.start_perf = self.perf0 + (load_start_ns - self.wall0)
         self.end_perf = self.start_perf + int(sc.duration_s * 1e9)
         self.warm_end_perf = self.start_perf + int(sc.warmup_s * 1e9)
+        self.buffer.wall_offset_ns, self.buffer.warm_end_perf_ns = self.wall0 - self.perf0, self.warm_end_perf
         flusher = asyncio.ensure_future(self._flush_loop())
         reaper = asyncio.ensure_future(self._reaper())
         try:
@@ -394,11 +397,12 @@ class AgentHost:
         rid = (self.host_id << 40) | (self.epoch << 32) | self._seq
         t_s = (intended - self.start_perf) / 1e9
         cls = sc.classes[plan.cls]
-        policy_ms = llm_ms = queue_ms = expert_ms = lease_ms = state_ms = fuse_ms = event_ms = None
-        policy_model = llm_model = expert_model = None
+        # a stage that does not run keeps its null (recorded as such)
+        policy_ms = llm_ms = queue_ms = expert_ms = lease_ms = state_ms = fuse_ms = event_ms = NULL_MS
+        policy_model = llm_model = expert_model = NULL_MS
         rtt_total = 0.0
         outcome, error, conflicts = "ok", None, 0
-        file_key = lease_start = lease_end = None
+        file_key = lease_start = lease_end = NULL_INT
         holds_lease = False
         try:
             if plan.policy_ms is not None:
@@ -492,22 +496,20 @@ class AgentHost:
             outcome, error = "error", f"{type(exc).__name__}: {exc}"[:300]
             if holds_lease:  # e.g. the shard died under it (it restarts empty): the lease is lost
                 self.counters["leases_lost"] += 1
-        if holds_lease and file_key is not None:
+        if holds_lease and file_key != NULL_INT:
             self.client.submit(file_key, st.RELEASE, rid)  # don't leave the key locked until its TTL
         end = time.perf_counter_ns()
-        w = self.wall0 - self.perf0
-        self.buffer.append(
+        self.buffer.add(
             (
-                self.run_id, rid, self.agent_ids[i], self.host_id, self.node_id,
-                sc.regions[self.regions[i]].name, cls.name, intended < self.warm_end_perf,
-                intended + w, start + w, end + w,
-                (end - intended) / 1e6, (end - start) / 1e6, (start - intended) / 1e6,
-                outcome, error, plan.expert_ms is not None, plan.cache_hit,
+                rid, intended, start, end, file_key, lease_start, lease_end,
                 policy_ms, llm_ms, queue_ms, expert_ms, lease_ms, state_ms, fuse_ms, event_ms,
-                policy_model, llm_model, expert_model, rtt_total if file_key is not None else None,
-                file_key, lease_start, lease_end, conflicts,
+                policy_model, llm_model, expert_model, NULL_MS if file_key == NULL_INT else rtt_total,
+                self.agent_ids[i], conflicts, self.regions[i], plan.cls, OUTCOME_CODE[outcome],
+                plan.expert_ms is not None, plan.cache_hit,
             )
         )  # fmt: skip
+        if error is not None:
+            self.buffer.error(error)
         self.counters["recorded"] += 1
 
     # -- the expert pool ----------------------------------------------------------------------

@@ -1,19 +1,33 @@
-"""Row buffers: rows accumulate as tuples in the process that measured them and leave as Arrow
-record batches.
+"""Row buffers: rows accumulate in the process that measured them and leave as Arrow record
+batches, converted once per flush, off the request's timed path.
 
-A tuple per row is the cheapest thing to append on the hot path; the Arrow conversion happens
-once per flush, off the request's timed path. Its cost is Arrow's per-value conversion of Python
-objects (~40-70 ns a value, 34 values a request row): bench/bench_recording.py measures it.
+* :class:`RowBuffer` keeps plain tuples (one per row, in the table's column order) and converts
+  them with Arrow's converter: simple, ~40-70 ns a value. For the small tables and the driver.
+* :class:`RequestRows` is the ``requests`` table's buffer in the agent hosts, where rows come by
+  the thousand per second: the values a host measured for a row (and nothing else) are packed
+  into one binary record of a fixed layout (one ``struct.pack`` call), and a flush turns the
+  records into columns with numpy. Values every row of a host shares (run, host, node) and
+  values derived from others (latencies from the timestamps, the warm-up flag, wall-clock times,
+  names from their indices) are filled in at the flush rather than kept per row.
+
+bench/bench_recording.py measures both.
 """
 
 from __future__ import annotations
 
+import math
+import struct
 from typing import TYPE_CHECKING, Any
 
 from raybench import schema as sch
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+#: The null of a packed float column (a stage that did not run): durations are never NaN.
+NULL_MS = math.nan
+#: The null of a packed integer column (no file key, no lease): keys and times are never negative.
+NULL_INT = -1
 
 
 class RowBuffer:
@@ -46,3 +60,136 @@ class RowBuffer:
             self._struct = pa.struct(list(self.schema))
         struct = pa.array(rows, type=self._struct)
         return pa.RecordBatch.from_struct_array(struct).replace_schema_metadata(self.schema.metadata)
+
+
+#: The packed record of one request row: (name, struct code), grouped by type (8-byte values first,
+#: so that each group is one block of the record). Names are ``requests`` columns, except region,
+#: cls and outcome (indices into the host's names and :data:`OUTCOME_CODE`) and the three
+#: ``perf_*`` timestamps (the host's perf_counter_ns; wall-clock times and latencies are derived at
+#: the flush).
+PACKED = (
+    ("request_id", "q"), ("perf_intended", "q"), ("perf_start", "q"), ("perf_end", "q"), ("file_key", "q"),
+    ("lease_start_ns", "q"), ("lease_end_ns", "q"),
+    ("policy_ms", "d"), ("llm_ms", "d"), ("expert_queue_ms", "d"), ("expert_ms", "d"), ("lease_wait_ms", "d"),
+    ("state_ms", "d"), ("fuse_ms", "d"), ("event_ms", "d"), ("policy_model_ms", "d"), ("llm_model_ms", "d"),
+    ("expert_model_ms", "d"), ("rtt_model_ms", "d"),
+    ("agent_id", "i"), ("conflicts", "i"), ("region", "i"), ("cls", "i"),
+    ("outcome", "B"), ("escalated", "?"), ("cache_hit", "?"),
+)  # fmt: skip
+#: The code of each outcome in a packed row.
+OUTCOME_CODE = {name: i for i, name in enumerate(sch.OUTCOMES)}
+_STRUCT = struct.Struct("<" + "".join(code for _, code in PACKED) + "5x")  # padded to 8-byte records
+_NULLS = [NULL_MS if code == "d" else NULL_INT for _, code in PACKED]
+_NUMPY = {"q": "<i8", "d": "<f8", "i": "<i4", "B": "u1", "?": "?"}
+
+
+class RequestRows:
+    """The ``requests`` buffer of one agent host (see the module docstring).
+
+    A host adds one tuple of values per request, in the order of :data:`PACKED`, and calls
+    :meth:`error` right after for a row that has an error message. A missing value may be None,
+    but :data:`NULL_MS` (floats) and :data:`NULL_INT` (file key, lease times) keep to the fast path.
+
+    Args:
+        run_id, host_id, node_id: written into every row.
+        regions, classes: the names of the region and class indices in the rows.
+
+    Before the first :meth:`take`, set ``wall_offset_ns`` (wall clock minus perf_counter, ns) and
+    ``warm_end_perf_ns`` (end of the warm-up on the perf_counter clock).
+    """
+
+    def __init__(self, run_id: str, host_id: int, node_id: str, regions: list[str], classes: list[str]) -> None:
+        self.schema = sch.schema("requests", final=False)
+        self.run_id, self.host_id, self.node_id = run_id, host_id, node_id
+        self.regions, self.classes = regions, classes
+        self.wall_offset_ns = 0
+        self.warm_end_perf_ns = 0
+        self.total = 0
+        self._records: list[bytes] = []
+        self._errors: list[tuple[int, str]] = []  # (row in the buffer, message)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def add(self, values: tuple[Any, ...]) -> None:
+        """One request's row. It is packed at once, while its values are still in the CPU's cache
+        (packing them at the flush, thousands of rows later, costs twice as much)."""
+        try:
+            self._records.append(_STRUCT.pack(*values))
+        except struct.error:  # a None among the values: pack it as its column's null
+            self._records.append(_STRUCT.pack(*(_NULLS[j] if v is None else v for j, v in enumerate(values))))
+
+    def error(self, message: str) -> None:
+        """The error message of the row added last."""
+        self._errors.append((len(self._records) - 1, message))
+
+    def take(self) -> pa.RecordBatch | None:
+        """All buffered rows as one record batch (None when empty); the buffer is emptied."""
+        if not self._records:
+            return None
+        import numpy as np
+        import pyarrow as pa
+
+        records, errors, n = self._records, self._errors, len(self._records)
+        self._records, self._errors = [], []
+        self.total += n
+        col = _columns(b"".join(records)).__getitem__
+
+        def names(values: list[str], codes: Any) -> pa.Array:
+            return pa.array(values, pa.string()).take(pa.array(codes))
+
+        def constant(value: str) -> pa.Array:
+            return pa.repeat(pa.scalar(value, pa.string()), n)
+
+        intended, start, end = col("perf_intended"), col("perf_start"), col("perf_end")
+        message: list[str | None] = [None] * n
+        for i, text in errors:
+            message[i] = text
+        columns: dict[str, Any] = {
+            "run_id": constant(self.run_id),
+            "host_id": np.full(n, self.host_id, np.int32),
+            "node_id": constant(self.node_id),
+            "region": names(self.regions, col("region")),
+            "cls": names(self.classes, col("cls")),
+            "warmup": intended < self.warm_end_perf_ns,
+            "ts_intended_ns": intended + self.wall_offset_ns,
+            "ts_start_ns": start + self.wall_offset_ns,
+            "ts_end_ns": end + self.wall_offset_ns,
+            "latency_ms": (end - intended) / 1e6,
+            "service_ms": (end - start) / 1e6,
+            "lag_ms": (start - intended) / 1e6,
+            "outcome": names(list(sch.OUTCOMES), col("outcome")),
+            "error": pa.array(message, pa.string()),
+        }
+        arrays = []
+        for field in self.schema:
+            value = columns.get(field.name)
+            if value is None:  # packed as is; a float NaN or a negative integer is a null
+                value = col(field.name)
+                null = (np.isnan(value) if value.dtype.kind == "f" else value < 0) if field.nullable else None
+                value = pa.array(value, field.type, mask=null if null is not None and null.any() else None)
+            elif not isinstance(value, pa.Array):
+                value = pa.array(value, field.type)
+            arrays.append(value)
+        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+
+
+def _columns(records: bytes) -> dict[str, Any]:
+    """The packed records as one contiguous numpy array per field: each type group of the records
+    is viewed as a 2-D array and transposed in one pass (a strided copy per column would pass over
+    all the records once per column)."""
+    import numpy as np
+
+    groups: dict[str, list[str]] = {}
+    for name, code in PACKED:
+        groups.setdefault(code, []).append(name)
+    offsets = [0]
+    for code, names in groups.items():
+        offsets.append(offsets[-1] + struct.calcsize(code) * len(names))
+    layout = {"names": list(groups), "formats": [(_NUMPY[c], (len(n),)) for c, n in groups.items()],
+              "offsets": offsets[:-1], "itemsize": _STRUCT.size}  # fmt: skip
+    rec = np.frombuffer(records, np.dtype(layout))
+    out: dict[str, Any] = {}
+    for code, names in groups.items():
+        out.update(zip(names, rec[code].T.copy(), strict=True))
+    return out
