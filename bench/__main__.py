@@ -49,6 +49,10 @@ def main() -> None:
         "small": bench_recording.main(["--rows", "500000"]),
         "large": bench_recording.main(["--rows", "1000000" if args.quick else "4000000"]),
     }
+    print("== 4b. recording through the run's pipeline (host actors -> aggregator actor -> .arrow file)")
+    from bench import bench_pipeline
+
+    results["pipeline"] = bench_pipeline.main(["--rows", "1000000" if args.quick else "2000000"])
     print("== 5. FUSE vs native (see docs/fuse.md for the full matrix)")
     from bench import bench_fuse
 

@@ -1,0 +1,132 @@
+"""Recording through a run's own pipeline: request rows per second from agent hosts to the
+finalized ``requests.arrow``, with hosts and the aggregator as Ray actors on this machine.
+
+    .venv/bin/python -m bench.bench_pipeline [--hosts 1,2] [--rows 2000000] [--batch 5000]
+
+Each "host" actor records realistic request rows as fast as it can, the way an agent host does
+(a tuple of measured values per request into ``RequestRows``, a flush every ``--batch`` rows,
+at most ``MAX_PENDING_WRITES`` ``Aggregator.write`` calls in flight); the real ``Aggregator`` actor appends every
+batch to the run's stream and sorts it into windows (the driver takes each window as a run's
+driver does); then ``Aggregator.finalize`` writes the ``.arrow`` file. The figure is rows divided
+by the wall time from the hosts' start to the end of ``finalize``. Only the request work is left
+out: rows cost what they cost, with no agent in between. ``--paths tuples`` runs the same with
+the buffer hosts used before (a 34-value tuple per row into a ``RowBuffer``), for the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from bench.bench_recording import _host_packed, _host_tuples, _values
+from raybench.agents import MAX_PENDING_WRITES
+
+
+class Host:
+    def __init__(self, host_id: int, aggregator: Any, batch: int, path: str) -> None:
+        from raybench.recording import RequestRows, RowBuffer
+
+        rng = random.Random(host_id)
+        self.template = [_values(i, rng) for i in range(batch)]
+        self.aggregator = aggregator
+        self.path = path
+        self.buf: Any = (
+            RequestRows("bench", host_id, "node-1", ["us-east", "eu-west"], ["safe", "risky", "complex"])
+            if path == "packed"
+            else RowBuffer("requests")
+        )
+
+    def ready(self) -> bool:
+        return True
+
+    def produce(self, rows: int) -> float:
+        """Record ``rows`` rows and hand them to the aggregator; returns this host's busy seconds."""
+        t0 = time.perf_counter()
+        pending: list[Any] = []
+        done = 0
+        record = _host_packed if self.path == "packed" else _host_tuples
+        while done < rows:
+            record(self.template, self.buf)
+            batch = self.buf.take()
+            done += batch.num_rows
+            pending.append(self.aggregator.write.remote("requests", batch))
+            if len(pending) > MAX_PENDING_WRITES:
+                ray.get(pending.pop(0))
+        ray.get(pending)
+        return time.perf_counter() - t0
+
+
+def _one(hosts: int, rows: int, batch: int, path: str) -> dict[str, Any]:
+    from raybench.aggregator import Aggregator
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0_ns = 1_000_000_000_000
+        aggregator = ray.remote(Aggregator).remote(tmp, t0_ns, 10_000.0)  # one window: taken once, below
+        actors = [ray.remote(Host).remote(h, aggregator, batch, path) for h in range(hosts)]
+        ray.get([a.ready.remote() for a in actors])
+        start = time.perf_counter()
+        runs = [a.produce.remote(rows // hosts) for a in actors]
+        ray.get(aggregator.take_windows.remote(0))  # as the driver does while a run goes on
+        busy = ray.get(runs)
+        produced = time.perf_counter()
+        result = ray.get(aggregator.finalize.remote())
+        end = time.perf_counter()
+        size = (Path(tmp) / "requests.arrow").stat().st_size
+        for a in [*actors, aggregator]:
+            ray.kill(a)
+    n = result["rows"]["requests"]
+    return {
+        "path": path,
+        "hosts": hosts,
+        "rows": n,
+        "rows_per_s": n / (end - start),
+        "rows_per_s_to_stream": n / (produced - start),
+        "finalize_s": end - produced,
+        "host_busy_s": busy,
+        "file_bytes_per_row": size / n,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--hosts", default="1,2", help="comma-separated host counts to measure")
+    p.add_argument("--rows", type=int, default=2_000_000)
+    p.add_argument("--batch", type=int, default=5000)
+    p.add_argument("--paths", default="packed,tuples", help="host buffers: packed (RequestRows), tuples (RowBuffer)")
+    p.add_argument("--json")
+    args = p.parse_args(argv)
+    from raybench.run import connect
+
+    owns = connect(None)
+    try:
+        out = {
+            "runs": [
+                _one(int(h), args.rows, args.batch, path)
+                for h in args.hosts.split(",")
+                for path in args.paths.split(",")
+            ]
+        }
+    finally:
+        if owns:
+            ray.shutdown()
+    for r in out["runs"]:
+        print(
+            f"pipeline, {r['hosts']} host(s), {r['path']} rows: {r['rows']:,} rows in "
+            f"{r['rows'] / r['rows_per_s']:.2f} s -> "
+            f"{r['rows_per_s']:,.0f} rows/s hosts -> .arrow file ({r['rows_per_s_to_stream']:,.0f} rows/s into the "
+            f"stream, finalize {r['finalize_s']:.2f} s); {r['file_bytes_per_row']:.1f} bytes/row"
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2))
+    return out
+
+
+if __name__ == "__main__":
+    main()
