@@ -28,6 +28,7 @@ import gc
 import heapq
 import os
 import random
+import resource
 import sys
 import threading
 import time
@@ -59,7 +60,11 @@ class FuseError(Exception):
 class FileHandles:
     """Open file handles of one host on its node's mount, one per key, least recently used
     closed first. Thread-safe; a key's handle is never used by two threads at once because the
-    request holds the key's lease while it does its file operation."""
+    request holds the key's lease while it does its file operation.
+
+    ``capacity`` should cover the keys the host touches: a miss costs an open (and the close of
+    the handle it evicts), several FUSE round trips instead of the request's one.
+    """
 
     def __init__(self, root: str, capacity: int = 256) -> None:
         self.root = root
@@ -75,12 +80,14 @@ class FileHandles:
                 self._fds.move_to_end(key)
                 return fd
         fd = os.open(f"{self.root}/k{key}", os.O_RDWR | os.O_CREAT, 0o600)
+        evicted = []
         with self._lock:
             self.opened += 1
             self._fds[key] = fd
             while len(self._fds) > self.capacity:
-                _, old = self._fds.popitem(last=False)
-                os.close(old)
+                evicted.append(self._fds.popitem(last=False)[1])
+        for old in evicted:  # outside the lock: a close is a FUSE round trip (flush, release)
+            os.close(old)
         return fd
 
     def drop(self, key: int) -> None:
@@ -98,6 +105,13 @@ class FileHandles:
                 with contextlib.suppress(OSError):
                     os.close(fd)
             self._fds.clear()
+
+
+def handle_capacity(keys: int) -> int:
+    """How many file handles a host keeps open: one per key, up to half its file-descriptor limit
+    (the rest is for Ray's and raybench's sockets)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return max(16, min(keys, soft // 2))
 
 
 def file_op(root: str, key: int, payload: bytes, write: bool, stat: bool, handles: FileHandles | None) -> float:
@@ -217,7 +231,11 @@ class AgentHost:
         self.counters = {"dispatched": 0, "recorded": 0, "cancelled": 0, "max_inflight": 0, "leases_lost": 0}
         self._sampler: Any = None
         self._pool: ThreadPoolExecutor | None = None
-        self.handles = None if (fuse_root is None or self.sc.fuse_open_per_request) else FileHandles(fuse_root)
+        self.handles = (
+            None
+            if (fuse_root is None or self.sc.fuse_open_per_request)
+            else FileHandles(fuse_root, handle_capacity(self.sc.keys))
+        )
 
     # -- control -------------------------------------------------------------------------------
 
@@ -293,6 +311,7 @@ class AgentHost:
             **self.counters,
             "state_calls": self.client.calls,
             "state_ops": self.client.ops,
+            "files_opened": self.handles.opened if self.handles is not None else 0,
         }
 
     # -- scheduling ----------------------------------------------------------------------------

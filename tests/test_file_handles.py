@@ -1,0 +1,39 @@
+"""A host's cache of open file handles (one per key, least recently used closed first)."""
+
+from __future__ import annotations
+
+import os
+import resource
+from pathlib import Path
+
+from raybench.agents import FileHandles, handle_capacity
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def test_a_key_keeps_its_handle_and_the_least_recently_used_one_is_closed(tmp_path: Path):
+    h = FileHandles(str(tmp_path), capacity=2)
+    a, b = h.get(1), h.get(2)
+    assert h.get(1) == a and h.opened == 2  # a hit opens nothing
+    c = h.get(3)  # evicts key 2, the least recently used
+    assert h.opened == 3 and _is_open(a) and _is_open(c) and not _is_open(b)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k1", "k2", "k3"]
+    os.pwrite(h.get(1), b"x", 0)
+    assert (tmp_path / "k1").read_bytes() == b"x"
+    h.drop(1)
+    assert not _is_open(a)
+    h.get(1)  # opened again (the OS may hand out the same number)
+    assert h.opened == 4
+    h.close()
+
+
+def test_capacity_covers_the_keys_within_half_the_descriptor_limit():
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert handle_capacity(100) == 100 or soft // 2 < 100
+    assert handle_capacity(10**9) == max(16, soft // 2)
