@@ -5,6 +5,9 @@ asyncio loop with the same agents and the same arrivals, side by side in one inv
 
 bare      one asyncio loop in this process; the same open-loop Poisson arrivals (seeded per agent);
           each request sleeps its modelled policy time and records measured − modelled
+uvloop    the same on uvloop, the loop Ray gives raybench's actors when uvloop is installed (a
+          raybench dependency); its timers may fire up to ~1.5 ms early, so each sleep is topped up
+          to its model, as raybench's hosts do
 raybench  `raybench run --preset smoke` with the same agents, rate and duration, FUSE off; the
           error comes from its own rows (policy, LLM and expert stages)
 """
@@ -21,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import uvloop
 
 
-async def _bare(agents: int, rate: float, seconds: float, seed: int) -> np.ndarray:
+async def _bare(agents: int, rate: float, seconds: float, seed: int, top_up: bool = False) -> np.ndarray:
     from raybench.arrivals import Arrivals
     from raybench.timing import Uniform
     from raybench.workload import agent_rng
@@ -40,6 +44,8 @@ async def _bare(agents: int, rate: float, seconds: float, seed: int) -> np.ndarr
     async def request(model_ms: float) -> None:
         t0 = time.perf_counter_ns()
         await asyncio.sleep(model_ms / 1000)
+        while top_up and (left := t0 + model_ms * 1e6 - time.perf_counter_ns()) > 0:
+            await asyncio.sleep(left / 1e9)
         errors.append((time.perf_counter_ns() - t0) / 1e6 - model_ms)
 
     end = start + int(seconds * 1e9)
@@ -96,12 +102,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for n in [int(x) for x in args.agents.split(",")]:
         rate = args.rate_per_agent * 1000 / n if n > 1000 else args.rate_per_agent  # same offered load
         bare = asyncio.run(_bare(n, rate, args.seconds, seed=1))
+        uv = uvloop.run(_bare(n, rate, args.seconds, seed=1, top_up=True))
         rb, extra = _raybench(n, rate, args.seconds)
-        b, r = percentiles(bare, (50.0, 99.0)), percentiles(rb, (50.0, 99.0))
+        b, u, r = (percentiles(x, (50.0, 99.0)) for x in (bare, uv, rb))
         out[str(n)] = {
             "offered_per_s": n * rate,
             "bare_p50_ms": b[50.0],
             "bare_p99_ms": b[99.0],
+            "uvloop_p50_ms": u[50.0],
+            "uvloop_p99_ms": u[99.0],
             "raybench_p50_ms": r[50.0],
             "raybench_p99_ms": r[99.0],
             "ratio_p99": r[99.0] / b[99.0],
@@ -110,7 +119,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         o = out[str(n)]
         print(
             f"{n:>6} agents, {o['offered_per_s']:.0f} req/s: timing error p50/p99  bare asyncio "
-            f"{o['bare_p50_ms']:.2f}/{o['bare_p99_ms']:.2f} ms   raybench {o['raybench_p50_ms']:.2f}/"
+            f"{o['bare_p50_ms']:.2f}/{o['bare_p99_ms']:.2f} ms   bare uvloop {o['uvloop_p50_ms']:.2f}/"
+            f"{o['uvloop_p99_ms']:.2f} ms   raybench {o['raybench_p50_ms']:.2f}/"
             f"{o['raybench_p99_ms']:.2f} ms   ratio p99 {o['ratio_p99']:.2f}x"
         )
     if args.json:

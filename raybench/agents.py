@@ -39,6 +39,7 @@ from typing import Any
 from raybench import state as st
 from raybench.recording import NULL_INT, NULL_MS, OUTCOME_CODE, RequestRows
 from raybench.scenario import Scenario
+from raybench.timing import sleep_until
 from raybench.workload import Plan, Planner, agent_rng
 
 #: Most write batches to the aggregator allowed in flight before the host waits for the oldest.
@@ -151,7 +152,7 @@ def file_op(root: str, key: int, payload: bytes, write: bool, stat: bool, handle
 
 async def _timed_sleep(ms: float) -> float:
     t0 = time.perf_counter_ns()
-    await asyncio.sleep(ms / 1000.0)
+    await sleep_until(t0 + int(ms * 1e6))
     return (time.perf_counter_ns() - t0) / 1e6
 
 
@@ -161,11 +162,9 @@ async def _parallel_sleeps(a_ms: float, b_ms: float) -> tuple[float, float]:
     absolute end, so it is not delayed by the first wake-up. Cheaper than two tasks and a gather."""
     t0 = time.perf_counter_ns()
     short, long_ = (a_ms, b_ms) if a_ms <= b_ms else (b_ms, a_ms)
-    await asyncio.sleep(short / 1000.0)
+    await sleep_until(t0 + int(short * 1e6))
     t1 = time.perf_counter_ns()
-    left = long_ - (t1 - t0) / 1e6
-    if left > 0:
-        await asyncio.sleep(left / 1000.0)
+    await sleep_until(t0 + int(long_ * 1e6))
     t2 = time.perf_counter_ns()
     first, second = (t1 - t0) / 1e6, (t2 - t0) / 1e6
     return (first, second) if a_ms <= b_ms else (second, first)
@@ -312,6 +311,7 @@ class AgentHost:
             "state_calls": self.client.calls,
             "state_ops": self.client.ops,
             "files_opened": self.handles.opened if self.handles is not None else 0,
+            "event_loop": type(self.loop).__module__.split(".")[0],  # uvloop, or asyncio (RAY_USE_UVLOOP=0)
         }
 
     # -- scheduling ----------------------------------------------------------------------------
@@ -353,8 +353,7 @@ class AgentHost:
     async def _closed_agent(self, i: int) -> None:
         rng = self.rngs[i]
         think = self.sc.arrivals.think
-        delay = (self.start_perf - time.perf_counter_ns()) / 1e9 + rng.uniform(0, think.mean / 1000.0)
-        await asyncio.sleep(max(0.0, delay))
+        await sleep_until(self.start_perf + int(rng.uniform(0, think.mean / 1000.0) * 1e9))
         while not self._stop:
             now = time.perf_counter_ns()
             if now >= self.end_perf:
@@ -362,7 +361,7 @@ class AgentHost:
             plan = self.planner.plan(rng, self.regions[i])
             self.counters["dispatched"] += 1
             await self._request(i, now, plan)
-            await asyncio.sleep(think.sample(rng) / 1000.0)
+            await sleep_until(time.perf_counter_ns() + int(think.sample(rng) * 1e6))
 
     def _spawn(self, i: int, intended: int, plan: Plan) -> None:
         self.counters["dispatched"] += 1

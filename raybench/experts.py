@@ -16,6 +16,8 @@ import time
 from collections import deque
 from typing import Any
 
+from raybench.timing import sleep_until
+
 
 class ExpertPool:
     def __init__(self, capacity: int, token: bytes = b"") -> None:
@@ -54,7 +56,7 @@ class ExpertPool:
                 raise
         t1 = time.perf_counter_ns()
         try:
-            await asyncio.sleep((expert_ms + extra_ms) / 1000.0)
+            await sleep_until(t1 + int((expert_ms + extra_ms) * 1e6))
         finally:
             self._release()
         t2 = time.perf_counter_ns()

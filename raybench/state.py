@@ -213,10 +213,14 @@ class StateShard:
         def check() -> None:
             now = time.time_ns()
             current = self.leases.get(key)
-            if current is not None and current[0] == owner and current[1] <= now:
-                del self.leases[key]
-                self.counters["expired_takeovers"] += 1
-                self._hand_over(key, now)
+            if current is None or current[0] != owner:
+                return  # released (and handed over) meanwhile
+            if current[1] > now:  # renewed, or the loop's timer fired early (uvloop): look again
+                loop.call_later((current[1] - now) / 1e9 + 0.001, check)
+                return
+            del self.leases[key]
+            self.counters["expired_takeovers"] += 1
+            self._hand_over(key, now)
 
         loop.call_later(delay + 0.001, check)
 

@@ -12,12 +12,16 @@ TOML form (a table)::
     {dist = "normal", mean = 40, std = 10, jitter = 2}        # truncated at 0; + uniform(0, jitter)
     {dist = "lognormal", median = 50, sigma = 0.5}
     {dist = "empirical", samples = [12.0, 15.5, 40.1]}        # draws uniformly from the samples
+
+:func:`sleep_until` is how a modelled duration is slept: never less than the model.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -193,3 +197,12 @@ def parse(spec: Mapping[str, Any] | float | int, where: str) -> Distribution:
     if not isinstance(samples, list) or not samples:
         raise ScenarioError(f"{where}.samples: expected a non-empty list of milliseconds")
     return Empirical(tuple(_number(where, f"samples[{i}]", v) for i, v in enumerate(samples)))
+
+
+async def sleep_until(deadline_ns: int) -> None:
+    """Sleep until ``time.perf_counter_ns()`` reaches ``deadline_ns``, never less: an event loop may
+    fire a timer early (uvloop, which Ray uses for async actors when it is installed, keeps a
+    millisecond clock read once per loop iteration: up to ~1.5 ms early here), and a modelled stage
+    must not end before its model. The top-up sleeps cost a loop iteration or two."""
+    while (left := deadline_ns - time.perf_counter_ns()) > 0:
+        await asyncio.sleep(left / 1e9)

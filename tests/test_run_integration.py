@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -117,6 +119,9 @@ def test_manifest_agrees_with_the_files(big_run):
     assert m["files"]["requests"] == t.num_rows
     assert sum(h["recorded"] for h in m["hosts"]) == t.num_rows
     assert sum(h["dispatched"] for h in m["hosts"]) == t.num_rows
+    # Ray runs the hosts on uvloop when it is installed (a dependency), unless RAY_USE_UVLOOP=0
+    uv = importlib.util.find_spec("uvloop") is not None and os.environ.get("RAY_USE_UVLOOP", "1") != "0"
+    assert {h["event_loop"] for h in m["hosts"]} == {"uvloop" if uv else "asyncio"}
     assert m["scenario"] == sc.to_dict()
     assert m["files"]["windows"] == store.read_table(result.run_dir, "windows").num_rows
     roles = set(store.read_table(result.run_dir, "resources").column("role").cast(pa.string()).to_pylist())

@@ -83,3 +83,32 @@ def test_bare_number_is_constant_and_roundtrip():
 def test_invalid_specs_name_the_problem(spec, fragment):
     with pytest.raises(ScenarioError, match=fragment):
         timing.parse(spec, "stages.llm")
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_sleep_until_never_ends_before_its_deadline(loop: str):
+    """uvloop's timers fire up to ~1.5 ms early (a millisecond clock read once per iteration):
+    a modelled stage slept with sleep_until must still never be shorter than its model."""
+    import asyncio
+    import random
+    import time
+
+    from raybench.timing import sleep_until
+
+    async def main() -> list[int]:
+        rng = random.Random(5)
+
+        async def one() -> int:
+            await asyncio.sleep(rng.uniform(0, 0.02))
+            deadline = time.perf_counter_ns() + int(rng.uniform(0.1, 15.0) * 1e6)
+            await sleep_until(deadline)
+            return time.perf_counter_ns() - deadline
+
+        return await asyncio.gather(*(one() for _ in range(300)))
+
+    if loop == "uvloop":
+        uvloop = pytest.importorskip("uvloop", reason="uvloop is a raybench dependency on Linux and macOS")
+        late = uvloop.run(main())
+    else:
+        late = asyncio.run(main())
+    assert min(late) >= 0
