@@ -182,6 +182,7 @@ class Driver:
         from raybench.fusenode import FuseNode
 
         options = {
+            "mode": self.sc.fuse_fs,
             "direct_io": self.sc.fuse_direct_io,
             "multithreaded": self.sc.fuse_multithreaded,
             "attr_timeout": self.sc.fuse_attr_timeout_s,

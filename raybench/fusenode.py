@@ -1,7 +1,9 @@
 """FuseNode: the per-node FUSE service of a run, pinned to its node.
 
 It mounts a fuse_bench test filesystem (in a child process of its own) under a private 0700
-folder on its node and tells the agent hosts on that node where it is. When FUSE cannot be used
+folder on its node and tells the agent hosts on that node where it is: in memory, or passed
+through to a ``backing`` folder beside the mount (``fuse.fs``), which outlives a restarted FUSE
+server like a real workspace and is removed with the mount at the end. When FUSE cannot be used
 there, ``start`` returns the probe's precise reason instead of a mountpoint and the run goes on
 without a FUSE stage on that node (manifest and summary say why).
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -60,7 +63,11 @@ class FuseNode:
         self.generation += 1
         mountpoint = self.base / f"mnt-{self.generation}"
         mountpoint.mkdir(mode=0o700)
-        mount = fm.Mount(mountpoint, backend=self.backend, **self.options)
+        options = dict(self.options)
+        if options.get("mode") == "passthrough":
+            options["backing"] = self.base / "backing"
+            options["backing"].mkdir(mode=0o700, exist_ok=True)
+        mount = fm.Mount(mountpoint, backend=self.backend, **options)
         mount.start()
         self.mount = mount
         link = self.base / f".fs-{self.generation}"
@@ -124,6 +131,8 @@ class FuseNode:
             for mnt in self.base.glob("mnt-*"):
                 with contextlib.suppress(OSError):
                     mnt.rmdir()
+            if not any(self.base.glob("mnt-*")):  # never delete through a mount still there
+                shutil.rmtree(self.base / "backing", ignore_errors=True)
             with contextlib.suppress(OSError):
                 self.base.rmdir()
 

@@ -68,6 +68,7 @@ _SPEC: dict[str, Any] = {
     "fuse": {
         "mode": None,
         "backend": None,
+        "fs": None,
         "file_bytes": None,
         "probe_workers": None,
         "direct_io": None,
@@ -87,6 +88,7 @@ _FAULT_KEYS = ("kind", "start", "end", "stage", "extra", "share", "pool")
 FAULT_KINDS = ("slow_stage", "fail", "shrink_experts")
 STAGES = ("policy", "llm", "expert")
 FUSE_MODES = ("auto", "on", "off")
+FUSE_FILESYSTEMS = ("memory", "passthrough")
 LEASE_MODES = ("queue", "retry")
 #: How state batches and expert consultations travel: sockets served by the actors (raybench.wire) or Ray calls.
 STATE_TRANSPORTS = ("socket", "ray")
@@ -184,6 +186,7 @@ class Scenario:
     batch_inflight: int  # batches per (host, shard) awaiting their reply before the next leaves
     fuse_mode: str
     fuse_backend: str
+    fuse_fs: str  # memory: files held by the FUSE server; passthrough: over a folder on the node's disk
     file_bytes: int
     fuse_probe_workers: int
     fuse_direct_io: bool  # every read and write reaches the filesystem (no page cache)
@@ -265,6 +268,7 @@ class Scenario:
             "fuse": {
                 "mode": self.fuse_mode,
                 "backend": self.fuse_backend,
+                "fs": self.fuse_fs,
                 "file_bytes": self.file_bytes,
                 "probe_workers": self.fuse_probe_workers,
                 "direct_io": self.fuse_direct_io,
@@ -512,6 +516,7 @@ def _build(raw: Mapping[str, Any]) -> Scenario:
         batch_inflight=checks.integer(state, "batch_inflight", 1, "state", minimum=1),
         fuse_mode=checks.one_of(fuse, "mode", "auto", FUSE_MODES, "fuse"),
         fuse_backend=checks.one_of(fuse, "backend", "fusepy", FUSE_BACKENDS, "fuse"),
+        fuse_fs=checks.one_of(fuse, "fs", "memory", FUSE_FILESYSTEMS, "fuse"),
         file_bytes=checks.integer(fuse, "file_bytes", 4096, "fuse", minimum=0),
         fuse_probe_workers=checks.integer(fuse, "probe_workers", 0, "fuse", minimum=0),
         fuse_direct_io=checks.flag(fuse, "direct_io", True, "fuse"),

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from click.testing import CliRunner
 
@@ -192,6 +193,30 @@ def test_fuse_probe_workload_runs_beside_the_agents(ray_local, tmp_path):
     t0, end = result.manifest["load_start_ns"], result.manifest["load_end_ns"]
     ts = ops.column("ts_ns").to_pylist()
     assert min(ts) >= t0 - 50_000_000 and max(ts) <= end + 1_000_000_000
+
+
+def test_fuse_passthrough_serves_the_file_stage_from_a_folder_on_disk(ray_local, tmp_path):
+    from fuse_bench.mount import probe
+
+    reason = probe()
+    if reason is not None:
+        pytest.skip(f"FUSE unavailable: {reason}")
+    sc = scenario.load(
+        preset="smoke",
+        overrides={"run.agents": 50, "arrivals.rate": 1.0, "run.duration": "3s", "run.warmup": "1s",
+                   "fuse.fs": "passthrough"},
+    )  # fmt: skip
+    result = execute(sc, out=tmp_path, run_id="passthrough")
+    node = result.manifest["fuse"]["nodes"][0]
+    assert node["mode"] == "passthrough" and result.manifest["scenario"]["fuse"]["fs"] == "passthrough"
+    t = store.read_table(result.run_dir, "requests")
+    ok = t.filter(pc.equal(t.column("outcome").cast(pa.string()), "ok"))
+    assert ok.num_rows > 50 and ok.column("fuse_ms").null_count == 0
+    assert min(ok.column("fuse_ms").to_pylist()) > 0
+    # the mount, its backing folder with the files the agents wrote, and the run's folder are gone
+    base = Path(node["mountpoint"]).parent
+    assert not base.exists()
+    assert "raybench-passthrough" not in Path("/proc/mounts").read_text()
 
 
 def test_injected_faults_shrink_the_pool_and_fail_requests(ray_local, tmp_path):
