@@ -18,11 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 from fuse_bench.load import Workload, run_workload
 from fuse_bench.mount import Mount, probe
-from raybench.errors import FuseUnavailable
+from raybench.errors import FuseUnavailable, UsageError
 from raybench.schema import schema
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+
+#: Most mounts (filesystem processes) one comparison may start.
+MAX_MOUNTS = 16
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,11 @@ class MountOptions:
     entry_timeout: float = 0.0
     multithreaded: bool = False  # libfuse's single-threaded loop (see Mount)
     direct_io: bool = False
+    mounts: int = 1  # filesystem processes: the workers are spread over this many mounts
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.mounts <= MAX_MOUNTS:
+            raise UsageError(f"mounts must be between 1 and {MAX_MOUNTS} (got {self.mounts})")
 
 
 @dataclass
@@ -64,8 +73,10 @@ def run_comparison(
     """Run ``workload`` on a fresh FUSE mount and on a native folder; return all rows.
 
     The native folder is in the system temporary directory; in passthrough mode it is also the
-    FUSE mount's backing folder (then FUSE and native touch the very same disk). Every folder and
-    mount made here is removed before returning, also on error.
+    FUSE mount's backing folder (then FUSE and native touch the very same disk). With
+    ``options.mounts`` = n > 1 there are n mounts (n filesystem processes) and n native folders,
+    worker k on the (k mod n)-th of each. Every folder and mount made here is removed before
+    returning, also on error.
 
     Raises:
         FuseUnavailable: FUSE cannot be used here (the probe's reason) or the mount failed.
@@ -79,6 +90,11 @@ def run_comparison(
     base = Path(tempfile.mkdtemp(prefix="raybench-fuse-"))  # 0700
     native = base / "native"
     native.mkdir()
+    n = options.mounts
+    natives = [native] if n == 1 else [native / f"n{i}" for i in range(n)]
+    if n > 1:
+        for d in natives:
+            d.mkdir()
     tables = []
     info: dict[str, Any] = {
         "workload": workload.to_dict(),
@@ -90,25 +106,29 @@ def run_comparison(
     try:
         for target in targets:
             if target == "fuse":
-                mount = Mount(
-                    base / "mnt",
-                    backend=options.backend,
-                    mode=options.mode,
-                    backing=native if options.mode == "passthrough" else None,
-                    attr_timeout=options.attr_timeout,
-                    entry_timeout=options.entry_timeout,
-                    multithreaded=options.multithreaded,
-                    direct_io=options.direct_io,
-                )
-                with mount:
-                    tables.append(
-                        run_workload(mount.mountpoint, workload, target="fuse", node_id=node_id, run_id=run_id)
-                    )
+                with contextlib.ExitStack() as stack:
+                    mounts = [
+                        stack.enter_context(
+                            Mount(
+                                base / ("mnt" if n == 1 else f"mnt{i}"),
+                                backend=options.backend,
+                                mode=options.mode,
+                                backing=natives[i] if options.mode == "passthrough" else None,
+                                attr_timeout=options.attr_timeout,
+                                entry_timeout=options.entry_timeout,
+                                multithreaded=options.multithreaded,
+                                direct_io=options.direct_io,
+                            )
+                        )
+                        for i in range(n)
+                    ]
+                    roots = [m.mountpoint for m in mounts]
+                    tables.append(run_workload(roots, workload, target="fuse", node_id=node_id, run_id=run_id))
             else:
-                tables.append(run_workload(native, workload, target="native", node_id=node_id, run_id=run_id))
+                tables.append(run_workload(natives, workload, target="native", node_id=node_id, run_id=run_id))
     finally:
         # Never recurse into a mount that somehow survived (rmtree would empty it).
-        if not os.path.ismount(base / "mnt"):
+        if not any(os.path.ismount(m) for m in base.glob("mnt*")):
             with contextlib.suppress(OSError):
                 shutil.rmtree(base)
     info["load_average_after"] = list(os.getloadavg())

@@ -43,7 +43,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -180,14 +180,16 @@ def parse_mix(text: str) -> dict[str, float]:
 # -- the file set --------------------------------------------------------------------------------
 
 
-def _dir_of(base: str, wl: Workload, worker: int) -> str:
-    return os.path.join(base, "shared" if wl.shared else f"w{worker}")
+def _dir_of(bases: tuple[str, ...], wl: Workload, worker: int) -> str:
+    """The worker's folder: worker k works under ``bases[k % len(bases)]`` (one base per mount)."""
+    return os.path.join(bases[worker % len(bases)], "shared" if wl.shared else f"w{worker}")
 
 
-def _prepare(base: str, wl: Workload) -> None:
-    os.mkdir(base, 0o700)
+def _prepare(bases: tuple[str, ...], wl: Workload) -> None:
+    for base in bases:
+        os.mkdir(base, 0o700)
     payload = b"\xa5" * wl.file_size
-    for d in sorted({_dir_of(base, wl, k) for k in range(wl.workers)}):
+    for d in sorted({_dir_of(bases, wl, k) for k in range(wl.workers)}):
         os.mkdir(d)
         for i in range(wl.files):
             fd = os.open(os.path.join(d, f"f{i:05d}"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -222,10 +224,10 @@ def _bounded(fn: Callable[[], None], timeout: float, what: str) -> None:
 class _Worker:
     """One closed-loop worker. ``rows`` only grows by whole tuples, so any prefix is consistent."""
 
-    def __init__(self, k: int, base: str, wl: Workload) -> None:
+    def __init__(self, k: int, bases: tuple[str, ...], wl: Workload) -> None:
         self.k = k
         self.wl = wl
-        self.dir = _dir_of(base, wl, k)
+        self.dir = _dir_of(bases, wl, k)
         self.files = [os.path.join(self.dir, f"f{i:05d}") for i in range(wl.files)]
         self.payload = b"\x5a" * wl.file_size
         self.read_size = min(wl.file_size + 1, _READ_CAP)
@@ -327,12 +329,14 @@ class _Worker:
         return self.created.popleft()
 
 
-def _run_threads(base: str, wl: Workload, worker_ids: list[int], go_wall: Callable[[], float]) -> list[Row]:
+def _run_threads(
+    bases: tuple[str, ...], wl: Workload, worker_ids: list[int], go_wall: Callable[[], float]
+) -> list[Row]:
     """Run the given workers as threads of this process; return their rows (never blocks forever).
 
     ``go_wall`` blocks until the common start and returns it as a ``time.time()`` value.
     """
-    workers = [_Worker(k, base, wl) for k in worker_ids]
+    workers = [_Worker(k, bases, wl) for k in worker_ids]
     go = threading.Event()
     start = go_wall()
     # The deadline is shared wall-clock time, turned into this process's perf_counter domain.
@@ -364,13 +368,13 @@ def _child_entry() -> None:
 
     Protocol over its pipes (a subprocess rather than multiprocessing, so that it works whatever
     the parent's ``__main__`` is, e.g. inside a Ray worker): read a length-prefixed pickle of
-    ``(base, workload, worker_ids)`` on stdin; write ``R`` when ready; read the common start time
+    ``(bases, workload, worker_ids)`` on stdin; write ``R`` when ready; read the common start time
     (8-byte double); run; write the pickled rows to stdout; exit without waiting for abandoned
     threads, which may be stuck in a system call on a hung mount.
     """
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     (size,) = struct.unpack("<Q", stdin.read(8))
-    base, wl, worker_ids = pickle.loads(stdin.read(size))
+    bases, wl, worker_ids = pickle.loads(stdin.read(size))
 
     def go_wall() -> float:
         stdout.write(b"R")
@@ -380,13 +384,13 @@ def _child_entry() -> None:
             os._exit(2)  # the parent gave up on us
         return float(struct.unpack("<d", data)[0])
 
-    rows = _run_threads(base, wl, worker_ids, go_wall)
+    rows = _run_threads(bases, wl, worker_ids, go_wall)
     stdout.write(pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL))
     stdout.flush()
     os._exit(0)
 
 
-def _run_processes(base: str, wl: Workload) -> tuple[list[Row], list[int]]:
+def _run_processes(bases: tuple[str, ...], wl: Workload) -> tuple[list[Row], list[int]]:
     groups = [list(range(p, wl.workers, wl.processes)) for p in range(wl.processes)]
     env = dict(os.environ)
     pkg_root = str(Path(__file__).resolve().parent.parent)
@@ -398,7 +402,7 @@ def _run_processes(base: str, wl: Workload) -> tuple[list[Row], list[int]]:
     ]
     try:
         for p, g in zip(procs, groups, strict=True):
-            spec = pickle.dumps((base, wl, g), protocol=pickle.HIGHEST_PROTOCOL)
+            spec = pickle.dumps((bases, wl, g), protocol=pickle.HIGHEST_PROTOCOL)
             p.stdin.write(struct.pack("<Q", len(spec)) + spec)  # type: ignore[union-attr]
             p.stdin.flush()  # type: ignore[union-attr]
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
@@ -442,11 +446,15 @@ def _run_processes(base: str, wl: Workload) -> tuple[list[Row], list[int]]:
 # -- the public entry point ----------------------------------------------------------------------
 
 
-def run_workload(root: Path, workload: Workload, *, target: str, node_id: str = "local", run_id: str = "") -> pa.Table:
+def run_workload(
+    root: Path | Sequence[Path], workload: Workload, *, target: str, node_id: str = "local", run_id: str = ""
+) -> pa.Table:
     """Run ``workload`` in a new folder under ``root`` and return its ``fuse_ops`` rows.
 
     Args:
-        root: a directory on the filesystem to measure (a FUSE mountpoint, or a native folder).
+        root: a directory on the filesystem to measure (a FUSE mountpoint, or a native folder), or
+            several (several mounts): worker k then works under the (k mod n)-th, and a shared
+            file set is shared by the workers of one root.
         workload: what to run.
         target: 'fuse' or 'native' (stored in each row; it does not change what is done).
         node_id, run_id: stored in each row.
@@ -464,20 +472,25 @@ def run_workload(root: Path, workload: Workload, *, target: str, node_id: str = 
 
     if target not in TARGETS:
         raise UsageError(f"target must be one of {', '.join(TARGETS)} (got {target!r})")
-    if not Path(root).is_dir():
-        raise UsageError(f"{root} is not a directory")
-    base = os.path.join(os.fspath(root), f"rbload-{target}-{secrets.token_hex(4)}")
-    _bounded(lambda: _prepare(base, workload), SETUP_TIMEOUT_S, f"preparing the file set in {root}")
+    roots = [Path(root)] if isinstance(root, (str, os.PathLike)) else [Path(r) for r in root]
+    for r in roots:
+        if not r.is_dir():
+            raise UsageError(f"{r} is not a directory")
+    tag = f"rbload-{target}-{secrets.token_hex(4)}"
+    bases = tuple(os.path.join(os.fspath(r), tag) for r in roots)
+    where = ", ".join(map(str, roots))
+    _bounded(lambda: _prepare(bases, workload), SETUP_TIMEOUT_S, f"preparing the file set in {where}")
     lost: list[int] = []
     try:
         if workload.processes == 0:
-            rows = _run_threads(base, workload, list(range(workload.workers)), lambda: time.time() + 0.01)
+            rows = _run_threads(bases, workload, list(range(workload.workers)), lambda: time.time() + 0.01)
         else:
-            rows, lost = _run_processes(base, workload)
+            rows, lost = _run_processes(bases, workload)
     finally:
         # Best effort: on a dead mount removal fails fast, on a hung one it is abandoned.
-        with contextlib.suppress(RuntimeFailure):
-            _bounded(lambda: shutil.rmtree(base, ignore_errors=True), SETUP_TIMEOUT_S, "removing the file set")
+        for base in bases:
+            with contextlib.suppress(RuntimeFailure):
+                _bounded(lambda b=base: shutil.rmtree(b, ignore_errors=True), SETUP_TIMEOUT_S, "removing the file set")
     rows.sort(key=lambda r: r[0])
     n = len(rows)
     cols = list(zip(*rows, strict=True)) if rows else [[] for _ in range(7)]

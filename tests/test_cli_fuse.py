@@ -53,6 +53,8 @@ def test_fuse_command_writes_a_run(tmp_path: Path) -> None:
         ["--mix", "sta=1"],
         ["--backend", "fusepi"],
         ["--mode", "mem"],
+        ["--mounts", "0"],
+        ["--mounts", "17"],
         ["--run-id", "../x"],
     ],
 )

@@ -99,3 +99,26 @@ def test_sigkill_mid_workload_records_errors(backend: str) -> None:
     assert errs & {errno.ENOTCONN, errno.ECONNABORTED}, errs
     # Workers stop at the first 'mount gone' error instead of running out the clock.
     assert elapsed < wl.duration_s + wl.op_timeout_s
+
+
+def _cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+@pytest.mark.fuse
+def test_workers_spread_over_several_mounts(backend: str) -> None:
+    """Worker k works on mount k mod n: every filesystem process answers, each mount has its own
+    shared file set, and every worker's operations are recorded."""
+    with Mount(private_mountpoint(), backend=backend) as m1, Mount(private_mountpoint(), backend=backend) as m2:
+        before = {m.pid: _cpu_ticks(m.pid) for m in (m1, m2)}
+        wl = Workload(workers=4, duration_s=1.0, mix={"stat": 1, "create": 1, "readdir": 1}, files=4)
+        t = run_workload([m1.mountpoint, m2.mountpoint], wl, target="fuse")
+        after = {m.pid: _cpu_ticks(m.pid) for m in (m1, m2)}
+        assert all(after[pid] > before[pid] for pid in before), (before, after)
+        assert set(t.column("worker").to_pylist()) == {0, 1, 2, 3}
+        assert all(t.column("ok").to_pylist())
+        # the file sets were removed from both mounts
+        assert not list(m1.mountpoint.iterdir()) and not list(m2.mountpoint.iterdir())
+    assert_unmounted(m1.mountpoint)
+    assert_unmounted(m2.mountpoint)

@@ -64,6 +64,9 @@ def _clean(value: Any) -> Any:
     help="libfuse's loop: one thread (default: the Python handlers hold the GIL anyway) or many.",
 )
 @click.option("--direct-io", is_flag=True, help="Bypass the kernel page cache for file data.")
+@click.option(
+    "--mounts", default=1, show_default=True, help="Filesystem processes: spread the workers over N mounts (1-16)."
+)
 @click.option("--seed", default=0, show_default=True, help="Seed of the workers' choices.")
 @click.option("--out", "out", default="results", show_default=True, type=click.Path(path_type=Path))
 @click.option("--run-id", default=None, help="Run folder name (default: timestamp + random suffix).")
@@ -81,6 +84,7 @@ def command(
     entry_timeout: str,
     single_threaded: bool,
     direct_io: bool,
+    mounts: int,
     seed: int,
     out: Path,
     run_id: str | None,
@@ -113,6 +117,7 @@ def command(
         entry_timeout=_duration("--entry-timeout", entry_timeout),
         multithreaded=not single_threaded,
         direct_io=direct_io,
+        mounts=mounts,
     )
     run_id = store.check_run_id(run_id) if run_id else store.new_run_id()
     store.check_new_run_dir(out, run_id)  # refuse before spending the run's time, not after
@@ -126,8 +131,9 @@ def command(
         from raybench.errors import FuseUnavailable
 
         raise FuseUnavailable(reason)
+    on = "the FUSE mount" if mounts == 1 else f"{mounts} FUSE mounts (one filesystem process each)"
     click.echo(
-        f"FUSE vs native: {workload.workers} workers, {workload.duration_s:g}s on the FUSE mount, then "
+        f"FUSE vs native: {workload.workers} workers, {workload.duration_s:g}s on {on}, then "
         f"{workload.duration_s:g}s on a native folder ({backend})",
         err=True,
     )
