@@ -175,12 +175,16 @@ def test_cli_run_prints_the_run_folder_last_and_show_reads_it(ray_local, tmp_pat
     assert table_lines and all(line in shown.output for line in table_lines)
 
 
-def test_fuse_probe_workload_runs_beside_the_agents(ray_local, tmp_path):
+def _require_fuse() -> None:
     from fuse_bench.mount import probe
 
     reason = probe()
     if reason is not None:
         pytest.skip(f"FUSE unavailable: {reason}")
+
+
+def test_fuse_probe_workload_runs_beside_the_agents(ray_local, tmp_path):
+    _require_fuse()
     sc = scenario.load(
         preset="smoke",
         overrides={"run.agents": 50, "run.duration": "4s", "run.warmup": "1s", "fuse.probe_workers": 2},
@@ -196,11 +200,7 @@ def test_fuse_probe_workload_runs_beside_the_agents(ray_local, tmp_path):
 
 
 def test_fuse_passthrough_serves_the_file_stage_from_a_folder_on_disk(ray_local, tmp_path):
-    from fuse_bench.mount import probe
-
-    reason = probe()
-    if reason is not None:
-        pytest.skip(f"FUSE unavailable: {reason}")
+    _require_fuse()
     sc = scenario.load(
         preset="smoke",
         overrides={"run.agents": 50, "arrivals.rate": 1.0, "run.duration": "3s", "run.warmup": "1s",
