@@ -459,9 +459,7 @@ class AgentHost:
                         # held: wait in the shard's FIFO queue for the hand-over, no polling
                         conflicts += 1
                         left = max(0.0, (deadline - time.perf_counter_ns()) / 1e9)
-                        granted, version, shard_ns = await self.client.shard(file_key).wait_lease.remote(
-                            file_key, rid, ttl_ns, left
-                        )
+                        granted, version, shard_ns = await self.client.wait_lease(file_key, rid, ttl_ns, left)
                         if not granted:
                             raise LeaseTimeout(f"lease on key {file_key} not granted within {sc.lease_max_wait_s}s")
                     if granted:

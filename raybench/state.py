@@ -53,6 +53,7 @@ class StateShard:
     def __init__(self, shard_id: int, token: bytes = b"") -> None:
         self.shard_id = shard_id
         self._endpoint: Any = None  # raybench.wire.Endpoint, made on first use
+        self._calls_endpoint: Any = None  # the same for wait_lease
         self._token = token
         self.leases: dict[int, tuple[int, int]] = {}  # key -> (owner, expires_ns)
         self.versions: dict[int, int] = {}
@@ -149,6 +150,15 @@ class StateShard:
             self._endpoint = wire.Endpoint(lambda host: wire.serve(self.apply, self._token, host))
         return await self._endpoint.address()
 
+    async def calls_endpoint(self) -> tuple[str, int]:
+        """Host and port where :meth:`wait_lease` is served as concurrent calls (a refused lease's
+        wait in the key's queue, off Ray like the batches); started on the first call."""
+        if self._calls_endpoint is None:
+            from raybench import wire
+
+            self._calls_endpoint = wire.Endpoint(lambda host: wire.serve_calls(self.wait_lease, self._token, host))
+        return await self._calls_endpoint.address()
+
     async def wait_lease(self, key: int, owner: int, ttl_ns: int, timeout_s: float) -> tuple[bool, int, int]:
         """Wait in the key's FIFO queue until the lease is granted or ``timeout_s`` passes.
 
@@ -243,6 +253,10 @@ class StateShard:
         return self._sampler.sample()
 
 
+#: The kinds of connection a client keeps to each shard: ordered batches, concurrent lease waits.
+_KINDS = ("batches", "calls")
+
+
 class StateClient:
     """Batches state operations of one host's agents; one instance per event loop.
 
@@ -252,7 +266,8 @@ class StateClient:
         interval: seconds to wait for more operations before sending (0: until the loop next runs).
         max_inflight: batches per shard awaiting their reply before new ones are held back.
         token: the run's data-plane token: batches go over each shard's socket
-            (:meth:`StateShard.endpoint`); None sends every batch as a Ray call of ``apply_async``.
+            (:meth:`StateShard.endpoint`) and lease waits over its call socket
+            (:meth:`StateShard.calls_endpoint`); None makes both Ray calls.
     """
 
     def __init__(
@@ -266,8 +281,9 @@ class StateClient:
     ) -> None:
         self.shards = shards
         self.token = token
-        self._conns: list[Any] = [None] * len(shards)
-        self._connecting: list[asyncio.Task[Any] | None] = [None] * len(shards)
+        # per kind of connection ("batches": wire.Connection, "calls": wire.CallConnection), per shard
+        self._conns: dict[str, list[Any]] = {kind: [None] * len(shards) for kind in _KINDS}
+        self._connecting: dict[str, list[asyncio.Task[Any] | None]] = {kind: [None] * len(shards) for kind in _KINDS}
         self.max_ops = max_ops
         self.interval = interval
         self.max_inflight = max_inflight
@@ -277,10 +293,6 @@ class StateClient:
         self._tasks: set[asyncio.Task[None]] = set()
         self.calls = 0
         self.ops = 0
-
-    def shard(self, key: int) -> Any:
-        """The actor handle of the shard holding ``key``."""
-        return self.shards[shard_of(key, len(self.shards))]
 
     def submit(self, key: int, code: int, owner: int, arg: int = 0) -> asyncio.Future[Any]:
         """Queue one operation on the key's shard; the future resolves to its result tuple."""
@@ -317,42 +329,56 @@ class StateClient:
     async def connect(self) -> None:
         """Open the data-plane connection to every shard now, so that no request pays for it."""
         if self.token is not None:
-            await asyncio.gather(*(self._connection(i) for i in range(len(self.shards))))
+            await asyncio.gather(*(self._connection(i, k) for i in range(len(self.shards)) for k in _KINDS))
 
-    async def _connection(self, i: int) -> Any:
-        """The live connection to shard ``i``, opened once however many batches wait for it."""
-        conn = self._conns[i]
+    async def _connection(self, i: int, kind: str = "batches") -> Any:
+        """The live connection of ``kind`` to shard ``i``, opened once however many callers wait."""
+        conn = self._conns[kind][i]
         if conn is not None and conn.lost is None:
             return conn
-        task = self._connecting[i]
+        connecting = self._connecting[kind]
+        task = connecting[i]
         if task is None:
-            task = self._connecting[i] = asyncio.ensure_future(self._open(i))
+            task = connecting[i] = asyncio.ensure_future(self._open(i, kind))
         try:
             return await asyncio.shield(task)
         finally:
-            if task.done() and self._connecting[i] is task:
-                self._connecting[i] = None  # a failed open is tried again by the next batch
+            if task.done() and connecting[i] is task:
+                connecting[i] = None  # a failed open is tried again by the next caller
 
-    async def _open(self, i: int) -> Any:
+    async def _open(self, i: int, kind: str) -> Any:
         from raybench import wire
 
         assert self.token is not None
-        # while Ray restarts a dead shard this raises (ActorUnavailableError): the batch fails visibly
-        host, port = await self.shards[i].endpoint.remote()
-        self._conns[i] = await wire.Connection.open(host, port, self.token)
-        return self._conns[i]
+        # while Ray restarts a dead shard this raises (ActorUnavailableError): the caller fails visibly
+        shard = self.shards[i]
+        endpoint = shard.endpoint if kind == "batches" else shard.calls_endpoint
+        host, port = await endpoint.remote()
+        kind_of = wire.Connection if kind == "batches" else wire.CallConnection
+        conn = self._conns[kind][i] = await kind_of.open(host, port, self.token)
+        return conn
 
     async def _call_socket(self, i: int, ops: list[tuple[int, int, int, int]]) -> list[tuple[Any, ...]]:
-        conn = self._conns[i]
+        conn = self._conns["batches"][i]
         if conn is None or conn.lost is not None:  # the hot path skips the coroutine when connected
             conn = await self._connection(i)
         return await conn.call(ops)
 
+    async def wait_lease(self, key: int, owner: int, ttl_ns: int, timeout_s: float) -> tuple[bool, int, int]:
+        """Wait in the key's queue on its shard (:meth:`StateShard.wait_lease`) until the lease is
+        granted or ``timeout_s`` passes; over the shard's call socket, or a Ray call without a token."""
+        i = shard_of(key, len(self.shards))
+        if self.token is None:
+            return await self.shards[i].wait_lease.remote(key, owner, ttl_ns, timeout_s)
+        conn = await self._connection(i, "calls")
+        return tuple(await conn.call(key, owner, ttl_ns, timeout_s))  # type: ignore[return-value]
+
     def close(self) -> None:
         """Close the data-plane connections."""
-        for conn in self._conns:
-            if conn is not None:
-                conn.close()
+        for conns in self._conns.values():
+            for conn in conns:
+                if conn is not None:
+                    conn.close()
 
     async def _complete(self, i: int, call: Any, futures: list[asyncio.Future[Any]]) -> None:
         try:

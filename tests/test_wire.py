@@ -158,3 +158,33 @@ def test_client_uses_the_socket_and_reconnects_to_a_restarted_shard(ray_local):
         time.sleep(0.2)
     assert sorted(r[0] for r in res) == list(range(1, 11))  # a new, empty event log
     assert ray.get(shard.stats.remote())["restarted"] == 1
+
+
+def test_lease_waits_go_over_the_shards_call_socket(ray_local):
+    """A refused lease waits in the key's queue over the shard's call socket: the hand-over on
+    release reaches the waiter, and a wait that outlives its timeout comes back refused."""
+    ray = ray_local
+
+    @ray.remote(max_concurrency=1000)
+    class Host:
+        def __init__(self, shard):
+            self.client = st.StateClient([shard], max_inflight=1, token=TOKEN)
+
+        async def contend(self) -> tuple:
+            await self.client.connect()
+            first = await self.client.submit(7, st.ACQUIRE, 1, 10**10)
+            waiting = asyncio.ensure_future(self.client.wait_lease(7, 2, 10**10, 10.0))
+            timed_out = await self.client.wait_lease(7, 3, 10**10, 0.2)  # queued behind owner 2
+            await asyncio.sleep(0.1)
+            assert not waiting.done()
+            released = await self.client.submit(7, st.RELEASE, 1, 0)
+            granted = await waiting
+            self.client.close()
+            return first[0], timed_out[0], released[0], granted[0]
+
+    shard = ray.remote(st.StateShard).options(max_concurrency=1000).remote(0, TOKEN)
+    assert ray.get(Host.remote(shard).contend.remote()) == (True, False, True, True)
+    stats = ray.get(shard.stats.remote())
+    assert stats["queued"] == 2 and stats["grants"] == 2
+    # the waits were served by the call socket the client asked for, not by Ray calls
+    assert ray.get(shard.__ray_call__.remote(lambda self: self._calls_endpoint is not None))
