@@ -4,11 +4,12 @@ finalized ``requests.arrow``, with hosts and the aggregator as Ray actors on thi
     .venv/bin/python -m bench.bench_pipeline [--hosts 1,2] [--rows 2000000] [--batch 5000]
 
 Each "host" actor records realistic request rows as fast as it can, the way an agent host does
-(a tuple of measured values per request into ``RequestRows``, a flush every ``--batch`` rows,
-at most ``MAX_PENDING_WRITES`` ``Aggregator.write`` calls in flight); the real ``Aggregator`` actor appends every
-batch to the run's stream and sorts it into windows (the driver takes each window as a run's
-driver does); then ``Aggregator.finalize`` writes the ``.arrow`` file. The figure is rows divided
-by the wall time from the hosts' start to the end of ``finalize``. Only the request work is left
+(a tuple of measured values per request into ``RequestRows``; every ``--batch`` rows the packed
+rows go to ``Aggregator.write_packed``, at most ``MAX_PENDING_WRITES`` calls in flight); the real
+``Aggregator`` actor makes each an Arrow batch, appends it to the run's stream and sorts it into
+windows (the driver takes each window as a run's driver does); then ``Aggregator.finalize``
+writes the ``.arrow`` file. The figure is rows divided by the wall time from the hosts' start to
+the end of ``finalize``. Only the request work is left
 out: rows cost what they cost, with no agent in between. ``--paths tuples`` runs the same with
 the buffer hosts used before (a 34-value tuple per row into a ``RowBuffer``), for the ratio.
 """
@@ -54,9 +55,11 @@ class Host:
         record = _host_packed if self.path == "packed" else _host_tuples
         while done < rows:
             record(self.template, self.buf)
-            batch = self.buf.take()
-            done += batch.num_rows
-            pending.append(self.aggregator.write.remote("requests", batch))
+            done += len(self.template)
+            if self.path == "packed":  # as hosts do: the aggregator builds the Arrow batch
+                pending.append(self.aggregator.write_packed.remote(self.buf.take_packed()))
+            else:
+                pending.append(self.aggregator.write.remote("requests", self.buf.take()))
             if len(pending) > MAX_PENDING_WRITES:
                 ray.get(pending.pop(0))
         ray.get(pending)

@@ -547,10 +547,10 @@ class AgentHost:
     # -- recording -----------------------------------------------------------------------------
 
     async def _flush(self) -> None:
-        batch = self.buffer.take()
-        if batch is None:
+        packed = self.buffer.take_packed()  # the aggregator makes the Arrow batch: not this loop
+        if packed is None:
             return
-        self._writes.append(self.aggregator.write.remote("requests", batch))
+        self._writes.append(self.aggregator.write_packed.remote(packed))
         if len(self._writes) > MAX_PENDING_WRITES:
             await self._writes.pop(0)
 

@@ -1,6 +1,7 @@
 """Aggregator: the one process that writes a run's rows to disk, on the head node.
 
-Hosts send Arrow record batches (``write``); each is appended at once to ``<table>.arrows`` so a
+Hosts send Arrow record batches (``write``), or their packed request rows (``write_packed``,
+made into a batch here); each is appended at once to ``<table>.arrows`` so a
 crash loses nothing already received. For live monitoring the aggregator also keeps the rows of
 windows that are still open (window ``k`` holds requests whose ``ts_end_ns`` falls in
 ``[t0 + kW, t0 + (k+1)W)``) until the driver takes them with ``take_windows``; rows that arrive for
@@ -55,6 +56,13 @@ class Aggregator:
             if self.live is not None:
                 self._observe(batch)
         return stream.rows
+
+    def write_packed(self, packed: Any) -> int:
+        """Append a host's packed request rows (:class:`raybench.recording.PackedRows`): the
+        Arrow batch is built here, off the hosts' event loops."""
+        from raybench.recording import to_batch
+
+        return self.write("requests", to_batch(packed))
 
     def start_metrics(self, host: str | None = None) -> dict[str, Any]:
         """Turn on the live metrics if this node's metrics agent answers (at ``host``, default the

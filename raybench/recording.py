@@ -5,10 +5,11 @@ batches, converted once per flush, off the request's timed path.
   them with Arrow's converter: simple, ~40-70 ns a value. For the small tables and the driver.
 * :class:`RequestRows` is the ``requests`` table's buffer in the agent hosts, where rows come by
   the thousand per second: the values a host measured for a row (and nothing else) are packed
-  into one binary record of a fixed layout (one ``struct.pack`` call), and a flush turns the
-  records into columns with numpy. Values every row of a host shares (run, host, node) and
-  values derived from others (latencies from the timestamps, the warm-up flag, wall-clock times,
-  names from their indices) are filled in at the flush rather than kept per row.
+  into one binary record of a fixed layout (one ``struct.pack`` call); a flush ships the records
+  (:class:`PackedRows`) and the aggregator turns them into columns with numpy (:func:`to_batch`).
+  Values every row of a host shares (run, host, node) and values derived from others (latencies
+  from the timestamps, the warm-up flag, wall-clock times, names from their indices) are filled in
+  there rather than kept per row.
 
 bench/bench_recording.py measures both.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import math
 import struct
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from raybench import schema as sch
@@ -99,7 +101,6 @@ class RequestRows:
     """
 
     def __init__(self, run_id: str, host_id: int, node_id: str, regions: list[str], classes: list[str]) -> None:
-        self.schema = sch.schema("requests", final=False)
         self.run_id, self.host_id, self.node_id = run_id, host_id, node_id
         self.regions, self.classes = regions, classes
         self.wall_offset_ns = 0
@@ -123,55 +124,99 @@ class RequestRows:
         """The error message of the row added last."""
         self._errors.append((len(self._records) - 1, message))
 
-    def take(self) -> pa.RecordBatch | None:
-        """All buffered rows as one record batch (None when empty); the buffer is emptied."""
+    def take_packed(self) -> PackedRows | None:
+        """All buffered rows, still packed, with what :func:`to_batch` needs to make them a batch
+        (None when empty); the buffer is emptied. Cheap: the host ships this and the aggregator
+        builds the Arrow batch, so the hosts' event loops never spend a flush's milliseconds of
+        numpy and Arrow calls (or Ray's serialization of a batch)."""
         if not self._records:
             return None
-        import numpy as np
-        import pyarrow as pa
-
         records, errors, n = self._records, self._errors, len(self._records)
         self._records, self._errors = [], []
         self.total += n
-        col = _columns(b"".join(records)).__getitem__
+        return PackedRows(
+            b"".join(records), errors, self.run_id, self.host_id, self.node_id, self.regions, self.classes,
+            self.wall_offset_ns, self.warm_end_perf_ns,
+        )  # fmt: skip
 
-        def names(values: list[str], codes: Any) -> pa.Array:
-            return pa.array(values, pa.string()).take(pa.array(codes))
+    def take(self) -> pa.RecordBatch | None:
+        """All buffered rows as one record batch (None when empty); the buffer is emptied."""
+        packed = self.take_packed()
+        return None if packed is None else to_batch(packed)
 
-        def constant(value: str) -> pa.Array:
-            return pa.repeat(pa.scalar(value, pa.string()), n)
 
-        intended, start, end = col("perf_intended"), col("perf_start"), col("perf_end")
-        message: list[str | None] = [None] * n
-        for i, text in errors:
-            message[i] = text
-        columns: dict[str, Any] = {
-            "run_id": constant(self.run_id),
-            "host_id": np.full(n, self.host_id, np.int32),
-            "node_id": constant(self.node_id),
-            "region": names(self.regions, col("region")),
-            "cls": names(self.classes, col("cls")),
-            "warmup": intended < self.warm_end_perf_ns,
-            "ts_intended_ns": intended + self.wall_offset_ns,
-            "ts_start_ns": start + self.wall_offset_ns,
-            "ts_end_ns": end + self.wall_offset_ns,
-            "latency_ms": (end - intended) / 1e6,
-            "service_ms": (end - start) / 1e6,
-            "lag_ms": (start - intended) / 1e6,
-            "outcome": names(list(sch.OUTCOMES), col("outcome")),
-            "error": pa.array(message, pa.string()),
-        }
-        arrays = []
-        for field in self.schema:
-            value = columns.get(field.name)
-            if value is None:  # packed as is; a float NaN or a negative integer is a null
-                value = col(field.name)
-                null = (np.isnan(value) if value.dtype.kind == "f" else value < 0) if field.nullable else None
-                value = pa.array(value, field.type, mask=null if null is not None and null.any() else None)
-            elif not isinstance(value, pa.Array):
-                value = pa.array(value, field.type)
-            arrays.append(value)
-        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+@dataclass(frozen=True)
+class PackedRows:
+    """Packed request rows of one host and the host's constants: what travels to the aggregator."""
+
+    records: bytes
+    errors: list[tuple[int, str]]  # (row, message)
+    run_id: str
+    host_id: int
+    node_id: str
+    regions: list[str]
+    classes: list[str]
+    wall_offset_ns: int
+    warm_end_perf_ns: int
+
+
+def to_batch(packed: PackedRows) -> pa.RecordBatch:
+    """The ``requests`` record batch (stream schema) of packed rows."""
+    import numpy as np
+    import pyarrow as pa
+
+    n = len(packed.records) // _STRUCT.size
+    col = _columns(packed.records).__getitem__
+
+    def names(values: list[str], codes: Any) -> pa.Array:
+        return pa.array(values, pa.string()).take(pa.array(codes))
+
+    def constant(value: str) -> pa.Array:
+        return pa.repeat(pa.scalar(value, pa.string()), n)
+
+    intended, start, end = col("perf_intended"), col("perf_start"), col("perf_end")
+    message: list[str | None] = [None] * n
+    for i, text in packed.errors:
+        message[i] = text
+    offset = packed.wall_offset_ns
+    columns: dict[str, Any] = {
+        "run_id": constant(packed.run_id),
+        "host_id": np.full(n, packed.host_id, np.int32),
+        "node_id": constant(packed.node_id),
+        "region": names(packed.regions, col("region")),
+        "cls": names(packed.classes, col("cls")),
+        "warmup": intended < packed.warm_end_perf_ns,
+        "ts_intended_ns": intended + offset,
+        "ts_start_ns": start + offset,
+        "ts_end_ns": end + offset,
+        "latency_ms": (end - intended) / 1e6,
+        "service_ms": (end - start) / 1e6,
+        "lag_ms": (start - intended) / 1e6,
+        "outcome": names(list(sch.OUTCOMES), col("outcome")),
+        "error": pa.array(message, pa.string()),
+    }
+    schema = _request_schema()
+    arrays = []
+    for field in schema:
+        value = columns.get(field.name)
+        if value is None:  # packed as is; a float NaN or a negative integer is a null
+            value = col(field.name)
+            null = (np.isnan(value) if value.dtype.kind == "f" else value < 0) if field.nullable else None
+            value = pa.array(value, field.type, mask=null if null is not None and null.any() else None)
+        elif not isinstance(value, pa.Array):
+            value = pa.array(value, field.type)
+        arrays.append(value)
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+_SCHEMA: Any = None
+
+
+def _request_schema() -> pa.Schema:
+    global _SCHEMA
+    if _SCHEMA is None:
+        _SCHEMA = sch.schema("requests", final=False)
+    return _SCHEMA
 
 
 def _columns(records: bytes) -> dict[str, Any]:

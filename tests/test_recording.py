@@ -115,3 +115,22 @@ def test_each_take_starts_a_new_batch_and_errors_stay_with_their_rows(tmp_path: 
     got = list(zip(t.column("request_id").to_pylist(), t.column("error").to_pylist(), strict=True))
     assert got == seen
     assert pa.types.is_dictionary(t.schema.field("region").type)
+
+
+def test_packed_rows_travel_and_become_the_same_batch_elsewhere():
+    """Hosts ship PackedRows (pickled by Ray) and the aggregator builds the batch: the same one."""
+    import pickle
+
+    from raybench.recording import to_batch
+
+    rng = random.Random(11)
+    requests = [_request(rng, i) for i in range(300)]
+    here, there = _buffer(), _buffer()
+    for buf in (here, there):
+        for r in requests:
+            buf.add(_packed(r, nulls=True))
+            if r["error"] is not None:
+                buf.error(r["error"])
+    packed = there.take_packed()
+    assert packed is not None and there.take_packed() is None and there.total == 300
+    assert to_batch(pickle.loads(pickle.dumps(packed))).equals(here.take())
