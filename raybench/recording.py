@@ -67,8 +67,8 @@ class RowBuffer:
 #: The packed record of one request row: (name, struct code), grouped by type (8-byte values first,
 #: so that each group is one block of the record). Names are ``requests`` columns, except region,
 #: cls and outcome (indices into the host's names and :data:`OUTCOME_CODE`) and the three
-#: ``perf_*`` timestamps (the host's perf_counter_ns; wall-clock times and latencies are derived at
-#: the flush).
+#: ``perf_*`` timestamps (the host's perf_counter_ns; wall-clock times and latencies are derived by
+#: :func:`to_batch`).
 PACKED = (
     ("request_id", "q"), ("perf_intended", "q"), ("perf_start", "q"), ("perf_end", "q"), ("file_key", "q"),
     ("lease_start_ns", "q"), ("lease_end_ns", "q"),
@@ -96,8 +96,8 @@ class RequestRows:
         run_id, host_id, node_id: written into every row.
         regions, classes: the names of the region and class indices in the rows.
 
-    Before the first :meth:`take`, set ``wall_offset_ns`` (wall clock minus perf_counter, ns) and
-    ``warm_end_perf_ns`` (end of the warm-up on the perf_counter clock).
+    Before the first :meth:`take_packed` (or :meth:`take`), set ``wall_offset_ns`` (wall clock
+    minus perf_counter, ns) and ``warm_end_perf_ns`` (end of the warm-up on the perf_counter clock).
     """
 
     def __init__(self, run_id: str, host_id: int, node_id: str, regions: list[str], classes: list[str]) -> None:
