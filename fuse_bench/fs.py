@@ -526,6 +526,32 @@ class PassthroughFS:
         return 0
 
 
+def key_file(key: int) -> str:
+    """Name of key ``key``'s file in the agents' workspace (the folder agents work in)."""
+    return f"k{key}"
+
+
+def prefill(fs: Any, count: int, nbytes: int) -> None:
+    """Create the agents' workspace in ``fs`` before it is mounted: files ``k0`` .. ``k{count-1}``
+    of ``nbytes`` random bytes each, made through the filesystem's own create/write/release (in
+    this process, no FUSE round trips: 10,000 files take ~0.1 s in memory, ~0.5 s passed through).
+
+    Agents then find the files they open, as in a real workspace: the first request on a key opens
+    the file (LOOKUP + OPEN) instead of creating it (a create also takes the folder's lock in the
+    kernel, so first touches on one folder queue behind each other), and a read returns data.
+    Files that exist already (a passthrough folder kept across a remount) are rewritten.
+    """
+    data = os.urandom(nbytes)
+    for key in range(count):
+        fh = fs.create(f"/{key_file(key)}", 0o600, os.O_RDWR)
+        try:
+            if nbytes:
+                fs.write(None, data, 0, fh)
+            fs.truncate(None, nbytes, fh)  # a longer file kept from before ends at nbytes too
+        finally:
+            fs.release(None, fh)
+
+
 def make_fs(mode: str, backing: Path | None = None) -> Any:
     """Build the filesystem object for ``mode`` ('memory' or 'passthrough' over ``backing``)."""
     if mode == "memory":

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fuse_bench.fs import make_fs
+from fuse_bench.fs import make_fs, prefill
 
 #: Mount type suffix (``fuse.<SUBTYPE>``) and source prefix that mark raybench mounts.
 SUBTYPE = "raybench"
@@ -97,9 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--single-threaded", action="store_true")
     p.add_argument("--direct-io", action="store_true")
     p.add_argument("--parent", type=int, default=None, help="pid whose death triggers an unmount")
+    p.add_argument("--prefill", type=int, default=0, help="create files k0..k{N-1} before mounting")
+    p.add_argument("--prefill-bytes", type=int, default=0, help="size of each prefilled file")
     args = p.parse_args(argv)
 
     fs = make_fs(args.mode, Path(args.backing) if args.backing else None)
+    if args.prefill:
+        prefill(fs, args.prefill, args.prefill_bytes)
     binding = load_binding(args.backend)
     ops = _Dispatch(fs) if args.backend == "fusepy" else fs
     lib = getattr(binding, "_libfuse_path", None) or getattr(getattr(binding, "_libfuse", None), "_name", "?")

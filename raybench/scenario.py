@@ -76,6 +76,7 @@ _SPEC: dict[str, Any] = {
         "attr_timeout": None,
         "entry_timeout": None,
         "open_per_request": None,
+        "prefill": None,
     },
     "regions": None,
     "sla": None,
@@ -194,6 +195,7 @@ class Scenario:
     fuse_attr_timeout_s: float  # kernel caching of attributes / names (0: every stat crosses FUSE)
     fuse_entry_timeout_s: float
     fuse_open_per_request: bool  # open+close the file in every request (else a cached handle)
+    fuse_prefill: bool  # the keys' files exist (file_bytes each) before the load starts
     regions: tuple[Region, ...]
     sla: Mapping[str, Any]
     faults: tuple[Fault, ...]
@@ -276,6 +278,7 @@ class Scenario:
                 "attr_timeout": f"{self.fuse_attr_timeout_s}s",
                 "entry_timeout": f"{self.fuse_entry_timeout_s}s",
                 "open_per_request": self.fuse_open_per_request,
+                "prefill": self.fuse_prefill,
             },
             "regions": [
                 {"name": r.name, "weight": r.weight, "utc_offset": r.utc_offset, "rtt": r.rtt.to_dict()}
@@ -380,6 +383,23 @@ def _classes(raw: Any) -> tuple[RequestClass, ...]:
     return tuple(out)
 
 
+#: Most bytes a prefilled workspace may hold (every node's FUSE server holds a copy in memory).
+MAX_PREFILL_BYTES = 1 << 30
+
+
+def _check_prefill(state: dict[str, Any], fuse: dict[str, Any]) -> None:
+    if fuse.get("mode") == "off" or not checks.flag(fuse, "prefill", True, "fuse"):
+        return
+    keys = checks.integer(state, "keys", 10_000, "state", minimum=1)
+    size = keys * checks.integer(fuse, "file_bytes", 4096, "fuse", minimum=0)
+    if size > MAX_PREFILL_BYTES:
+        raise ScenarioError(
+            f"fuse.prefill: state.keys × fuse.file_bytes = {size:,} bytes, more than the "
+            f"{MAX_PREFILL_BYTES:,} allowed in every node's FUSE server; use fewer keys, smaller files, "
+            "or fuse.prefill = false (agents then create the files on first use)"
+        )
+
+
 def _regions(raw: Any) -> tuple[Region, ...]:
     if raw is None:
         raw = [{"name": "local", "weight": 1.0, "utc_offset": 0, "rtt": 0}]
@@ -478,6 +498,7 @@ def _build(raw: Mapping[str, Any]) -> Scenario:
     backoff_max = checks.duration(state, "lease_backoff_max", "20ms", "state")
     if backoff > backoff_max:
         raise ScenarioError(f"state.lease_backoff ({backoff}s) > state.lease_backoff_max ({backoff_max}s)")
+    _check_prefill(state, fuse)
     return Scenario(
         name=str(raw.get("name", "custom")),
         description=str(raw.get("description", "")),
@@ -524,6 +545,7 @@ def _build(raw: Mapping[str, Any]) -> Scenario:
         fuse_attr_timeout_s=checks.duration(fuse, "attr_timeout", "0s", "fuse", positive=False),
         fuse_entry_timeout_s=checks.duration(fuse, "entry_timeout", "0s", "fuse", positive=False),
         fuse_open_per_request=checks.flag(fuse, "open_per_request", False, "fuse"),
+        fuse_prefill=checks.flag(fuse, "prefill", True, "fuse"),
         regions=_regions(raw.get("regions")),
         sla=_sla(raw.get("sla")),
         faults=_faults(raw.get("faults"), duration),

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from fuse_fixtures import assert_unmounted, backend, loop, mounted, require_fuse
 
-from fuse_bench.fs import MemoryFS, PassthroughFS
+from fuse_bench.fs import MemoryFS, PassthroughFS, key_file, prefill
 from fuse_bench.mount import Mount, private_mountpoint
 
 __all__ = ["backend", "loop", "mounted"]  # fixtures used by name below
@@ -65,6 +65,22 @@ def test_memoryfs_append_and_truncate() -> None:
     assert fs.getattr("/a")["st_size"] == 1
     fs.truncate("/a", 3)
     assert fs.read("/a", 10, 0, fh) == b"a\0\0"
+
+
+def test_prefill_makes_the_workspace_in_both_filesystems(tmp_path: Path) -> None:
+    mem = MemoryFS()
+    prefill(mem, 5, 100)
+    names = sorted(n for n in mem.readdir("/", None) if n not in (".", ".."))
+    assert names == sorted(key_file(k) for k in range(5)) == ["k0", "k1", "k2", "k3", "k4"]
+    assert all(mem.getattr(f"/k{k}", None)["st_size"] == 100 for k in range(5))
+    fh = mem.open("/k3", os.O_RDONLY)
+    data = mem.read(None, 200, 0, fh)
+    assert len(data) == 100 and data != bytes(100)  # random content, not zeros
+    (tmp_path / "k1").write_bytes(b"old content that is longer than the new one" * 4)
+    prefill(PassthroughFS(tmp_path), 3, 64)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k0", "k1", "k2"]
+    assert all((tmp_path / f"k{k}").stat().st_size == 64 for k in range(3))  # k1 rewritten, not appended to
+    prefill(MemoryFS(), 0, 100)  # nothing to do
 
 
 def test_passthrough_forwards(tmp_path: Path) -> None:

@@ -86,6 +86,19 @@ def test_options_reach_the_mount() -> None:
 
 
 @pytest.mark.fuse
+def test_prefilled_files_are_there_when_the_mount_goes_live() -> None:
+    require_fuse()
+    with Mount(private_mountpoint(), prefill=50, prefill_bytes=4096, direct_io=True) as m:
+        names = sorted(os.listdir(m.mountpoint), key=lambda n: int(n[1:]))
+        assert names == [f"k{k}" for k in range(50)]
+        assert all(len((m.mountpoint / n).read_bytes()) == 4096 for n in names)
+        assert m.options()["prefill"] == 50 and m.options()["prefill_bytes"] == 4096
+    assert_unmounted(m.mountpoint)
+    with pytest.raises(UsageError):
+        Mount(Path("/tmp/x"), prefill=-1)
+
+
+@pytest.mark.fuse
 def test_killed_filesystem_is_cleaned_up(backend: str) -> None:
     m = Mount(private_mountpoint(), backend=backend).start()
     try:

@@ -63,7 +63,15 @@ BAD = [
     ({"stages.policy": {"dist": "gauss", "mean": 1}}, "unknown distribution"),
     ({"arrivals.process": "poison"}, "did you mean 'poisson'"),
     ({"run.warmup": "30s"}, "warmup"),
+    ({"state.keys": 1_000_000, "fuse.file_bytes": 4096}, "fuse.prefill: state.keys × fuse.file_bytes = 4,096,000,000"),
 ]
+
+
+def test_a_large_workspace_is_allowed_without_prefill_or_fuse():
+    big = {"state.keys": 1_000_000, "fuse.file_bytes": 4096}
+    assert scenario.load(preset="smoke", overrides={**big, "fuse.prefill": False}).fuse_prefill is False
+    assert scenario.load(preset="smoke", overrides={**big, "fuse.mode": "off"}).keys == 1_000_000
+    assert scenario.load(preset="smoke").fuse_prefill is True
 
 
 @pytest.mark.parametrize("overrides, fragment", BAD)
