@@ -36,6 +36,7 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from fuse_bench.fs import key_file
 from raybench import state as st
 from raybench.recording import NULL_INT, NULL_MS, OUTCOME_CODE, RequestRows
 from raybench.scenario import Scenario
@@ -80,7 +81,7 @@ class FileHandles:
             if fd is not None:
                 self._fds.move_to_end(key)
                 return fd
-        fd = os.open(f"{self.root}/k{key}", os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(f"{self.root}/{key_file(key)}", os.O_RDWR | os.O_CREAT, 0o600)
         evicted = []
         with self._lock:
             self.opened += 1
@@ -123,7 +124,7 @@ def file_op(root: str, key: int, payload: bytes, write: bool, stat: bool, handle
     operation uses the host's cached handle of the file (a pread/pwrite that crosses FUSE once when
     the mount uses direct_io); without, it opens and closes the file as well.
     """
-    path = f"{root}/k{key}"
+    path = f"{root}/{key_file(key)}"
     t0 = time.perf_counter_ns()
     if handles is not None:
         fd = handles.get(key)
@@ -239,7 +240,13 @@ class AgentHost:
     # -- control -------------------------------------------------------------------------------
 
     async def info(self) -> dict[str, Any]:
-        return {"host_id": self.host_id, "pid": os.getpid(), "node_id": self.node_id, "agents": len(self.agent_ids)}
+        return {
+            "host_id": self.host_id,
+            "pid": os.getpid(),
+            "node_id": self.node_id,
+            "agents": len(self.agent_ids),
+            "nice": os.getpriority(os.PRIO_PROCESS, 0),  # Ray's worker niceness
+        }
 
     async def stop(self) -> None:
         """Stop dispatching new requests (abort or interrupt); in-flight ones drain as usual."""
@@ -306,6 +313,7 @@ class AgentHost:
             "epoch": self.epoch,
             "node_id": self.node_id,
             "pid": os.getpid(),
+            "nice": os.getpriority(os.PRIO_PROCESS, 0),
             "agents": len(self.agent_ids),
             **self.counters,
             "state_calls": self.client.calls,

@@ -66,6 +66,7 @@ class Driver:
         self.fuse: dict[str, Any] = {"mode": sc.fuse_mode, "backend": sc.fuse_backend, "enabled": False}
         self.metrics: dict[str, Any] = {"enabled": False, "reason": "run.metrics = false"}
         self.hosts: list[Any] = []
+        self.host_info: list[dict[str, Any]] = []  # each host's info(), in host order
         self.fuse_nodes: list[Any] = []
         self.window_stats: list[dict[str, Any]] = []
         self.resource_rows: list[tuple[Any, ...]] = []
@@ -164,7 +165,7 @@ class Driver:
         ready = [h.info.remote() for h in self.hosts] + [s.stats.remote() for s in self.shards]
         ready += [self.experts.stats.remote(), self.aggregator.take_windows.remote(-1)]
         try:
-            ray.get(ready, timeout=STARTUP_TIMEOUT_S)
+            self.host_info = ray.get(ready, timeout=STARTUP_TIMEOUT_S)[: len(self.hosts)]
         except Exception as exc:
             raise RayFailure(f"actors did not come up within {STARTUP_TIMEOUT_S:.0f}s: {exc}") from exc
         if metrics_ref is not None:
@@ -187,6 +188,9 @@ class Driver:
             "multithreaded": self.sc.fuse_multithreaded,
             "attr_timeout": self.sc.fuse_attr_timeout_s,
             "entry_timeout": self.sc.fuse_entry_timeout_s,
+            # the agents' workspace: one file per key, there before the first request
+            "prefill": self.sc.keys if self.sc.fuse_prefill else 0,
+            "prefill_bytes": self.sc.file_bytes,
         }
         for n in self.nodes:
             self.fuse_nodes.append(

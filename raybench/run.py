@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from raybench import __version__, store
+from raybench import __version__, priority, store
 from raybench.driver import Driver, Progress
 from raybench.errors import RayFailure
 from raybench.finalize import finalize_folder, utc, write_started
+from raybench.priority import DriverPriority
 from raybench.scenario import Scenario
 from raybench.schema import SCHEMA_VERSION, schema
 
@@ -190,12 +191,16 @@ def execute(
     write_started(run_dir, base)
     status, error = "failed", None
     at_once = False
+    prio: DriverPriority | None = None
     host_results: list[dict[str, Any]] = []
     previous_sigterm = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         say(f"starting actors: {scenario.agents:,} agents, {scenario.shards} shards, {scenario.experts} experts")
         drv.start_actors(plan_hosts)
+        # the driver's own work must not preempt the processes it measures (raybench.priority)
+        nices = [i["nice"] for i in drv.host_info if i["node_id"] == drv.head]
+        prio = priority.lower_to(max(nices)) if nices else None
         nodes = len({n for n, _ in drv.host_plan})
         fuse_note = "FUSE on" if drv.fuse.get("enabled") else f"FUSE off ({drv.fuse.get('reason', 'n/a')})"
         say(f"{len(drv.hosts)} agent hosts on {nodes} node(s); {fuse_note}")
@@ -250,9 +255,11 @@ def execute(
             raise
     finally:
         signal.signal(signal.SIGTERM, previous_sigterm)
+        if prio is not None:
+            prio.restore()
         try:
             if not at_once:
-                result = _finish(drv, status, error, host_results)
+                result = _finish(drv, status, error, host_results, prio)
         finally:
             drv.teardown()  # FUSE mounts go on every exit path
             if owns_ray:
@@ -263,7 +270,9 @@ def execute(
     return result
 
 
-def _finish(drv: Driver, status: str, error: str | None, host_results: list[dict[str, Any]]) -> RunResult:
+def _finish(
+    drv: Driver, status: str, error: str | None, host_results: list[dict[str, Any]], prio: DriverPriority | None
+) -> RunResult:
     """Flush events, finalize the streams, judge the whole run, write the manifest."""
     import ray
 
@@ -292,6 +301,7 @@ def _finish(drv: Driver, status: str, error: str | None, host_results: list[dict
         "fuse": drv.fuse,
         "metrics": drv.metrics,
         "late_rows": late,
+        "driver_priority": prio.to_manifest() if prio is not None else None,
         "host_restarts": {str(h): len(d) for h, d in drv.host_deaths.items()},
         "lost_requests": drv.lost,
         "abort_reason": drv.abort_reason,

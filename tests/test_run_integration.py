@@ -134,6 +134,16 @@ def test_manifest_agrees_with_the_files(big_run):
     if m["fuse"].get("enabled"):
         touched = ~np.isnan(_f(t, "lease_start_ns"))
         assert not np.isnan(_f(t, "fuse_ms")[touched]).any()
+        # the workspace was there before the load: one file per key, fuse.file_bytes each
+        assert {(n["prefill"], n["prefill_bytes"]) for n in m["fuse"]["nodes"]} == {(sc.keys, sc.file_bytes)}
+        assert 0 < sum(h["files_opened"] for h in m["hosts"]) <= sc.keys * len(m["hosts"])
+    # the driver ran the load at the hosts' niceness (Ray's worker niceness), then got its own back
+    dp, nice = m["driver_priority"], max(h["nice"] for h in m["hosts"])
+    assert dp["during"] == max(dp["before"], nice)
+    if dp["during"] > dp["before"]:
+        assert dp["restored"] is (os.geteuid() == 0)  # raising a priority again needs CAP_SYS_NICE
+    if dp["restored"]:
+        assert os.getpriority(os.PRIO_PROCESS, 0) == dp["before"]
 
 
 def test_an_undersized_expert_pool_queues(ray_local, tmp_path):
