@@ -68,9 +68,12 @@ class FileHandles:
     the handle it evicts), several FUSE round trips instead of the request's one.
     """
 
-    def __init__(self, root: str, capacity: int = 256) -> None:
+    def __init__(self, root: str, capacity: int = 256, create: bool = True) -> None:
         self.root = root
         self.capacity = capacity
+        # O_CREAT only where the files may be missing: an open with O_CREAT takes the folder's
+        # lock in the kernel exclusively (for a FUSE round trip) when the name is not cached yet
+        self._flags = os.O_RDWR | (os.O_CREAT if create else 0)
         self._fds: OrderedDict[int, int] = OrderedDict()
         self._lock = threading.Lock()
         self.opened = 0
@@ -81,7 +84,7 @@ class FileHandles:
             if fd is not None:
                 self._fds.move_to_end(key)
                 return fd
-        fd = os.open(f"{self.root}/{key_file(key)}", os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(f"{self.root}/{key_file(key)}", self._flags, 0o600)
         evicted = []
         with self._lock:
             self.opened += 1
@@ -116,15 +119,19 @@ def handle_capacity(keys: int) -> int:
     return max(16, min(keys, soft // 2))
 
 
-def file_op(root: str, key: int, payload: bytes, write: bool, stat: bool, handles: FileHandles | None) -> float:
+def file_op(
+    root: str, key: int, payload: bytes, write: bool, stat: bool, handles: FileHandles | None, create: bool = True
+) -> float:
     """One request's file operation on the node's mount; returns its duration in ms. Runs in a
     worker thread.
 
     safe: read the file; risky: write it whole; complex: write, then stat. With ``handles`` the
     operation uses the host's cached handle of the file (a pread/pwrite that crosses FUSE once when
-    the mount uses direct_io); without, it opens and closes the file as well.
+    the mount uses direct_io); without, it opens and closes the file as well (creating it when
+    ``create``; else it must exist).
     """
     path = f"{root}/{key_file(key)}"
+    creat = os.O_CREAT if create else 0
     t0 = time.perf_counter_ns()
     if handles is not None:
         fd = handles.get(key)
@@ -135,7 +142,7 @@ def file_op(root: str, key: int, payload: bytes, write: bool, stat: bool, handle
         else:
             os.pread(fd, len(payload) or 4096, 0)
     elif write:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(path, os.O_WRONLY | creat | os.O_TRUNC, 0o600)
         try:
             os.write(fd, payload)
         finally:
@@ -143,7 +150,7 @@ def file_op(root: str, key: int, payload: bytes, write: bool, stat: bool, handle
         if stat:
             os.stat(path)
     else:
-        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o600)
+        fd = os.open(path, os.O_RDONLY | creat, 0o600)
         try:
             os.read(fd, len(payload) or 4096)
         finally:
@@ -234,7 +241,7 @@ class AgentHost:
         self.handles = (
             None
             if (fuse_root is None or self.sc.fuse_open_per_request)
-            else FileHandles(fuse_root, handle_capacity(self.sc.keys))
+            else FileHandles(fuse_root, handle_capacity(self.sc.keys), create=not self.sc.fuse_prefill)
         )
 
     # -- control -------------------------------------------------------------------------------
@@ -483,7 +490,7 @@ class AgentHost:
                     try:
                         fuse_ms = await self.loop.run_in_executor(
                             self._pool, file_op, self.fuse_root, file_key, self.payload, cls.write, cls.stat,
-                            self.handles,
+                            self.handles, not self.sc.fuse_prefill,
                         )  # fmt: skip
                     except OSError as exc:  # e.g. ENOTCONN: the node's FUSE server died
                         if self.handles is not None:

@@ -37,3 +37,17 @@ def test_capacity_covers_the_keys_within_half_the_descriptor_limit():
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     assert handle_capacity(100) == 100 or soft // 2 < 100
     assert handle_capacity(10**9) == max(16, soft // 2)
+
+
+def test_without_create_a_missing_file_is_an_error_and_an_existing_one_opens(tmp_path: Path):
+    h = FileHandles(str(tmp_path), capacity=4, create=False)  # the workspace was prefilled
+    try:
+        h.get(7)
+    except FileNotFoundError:
+        pass
+    else:
+        raise AssertionError("a missing file must not be created")
+    assert not (tmp_path / "k7").exists() and h.opened == 0
+    (tmp_path / "k7").write_bytes(b"data")
+    assert os.pread(h.get(7), 10, 0) == b"data" and h.opened == 1
+    h.close()
