@@ -95,10 +95,13 @@ class Aggregator:
         import pyarrow as pa
 
         ends = batch.column("ts_end_ns").to_numpy()
-        k = (ends - self.t0_ns) // self.window_ns
-        for w in np.unique(k):
-            w = int(w)
-            part = batch.filter(pa.array(k == w))
+        first, last = (int(ends.min()) - self.t0_ns) // self.window_ns, (int(ends.max()) - self.t0_ns) // self.window_ns
+        if first == last:  # the common case (a flush covers well under a window): keep it whole
+            parts = [(first, batch)]
+        else:
+            k = (ends - self.t0_ns) // self.window_ns
+            parts = [(int(w), batch.filter(pa.array(k == w))) for w in np.unique(k)]
+        for w, part in parts:
             if w <= self.taken_upto:
                 self.late_rows += part.num_rows
             else:
