@@ -10,7 +10,10 @@ rows go to ``Aggregator.write_packed``, at most ``MAX_PENDING_WRITES`` calls in 
 windows (the driver takes each window as a run's driver does); then ``Aggregator.finalize``
 writes the ``.arrow`` file. The figure is rows divided by the wall time from the hosts' start to
 the end of ``finalize``. Only the request work is left
-out: rows cost what they cost, with no agent in between. ``--paths tuples`` runs the same with
+out: rows cost what they cost, with no agent in between. Beside it, the CPU time each stage
+spent per row (hosts: recording and shipping; the aggregator: receiving, building batches,
+streaming, windows; finalize), which tells how many cores a given row rate needs: the hosts'
+part runs in parallel over hosts, the aggregator's and finalize's do not. ``--paths tuples`` runs the same with
 the buffer hosts used before (a 34-value tuple per row into a ``RowBuffer``), for the ratio.
 """
 
@@ -47,9 +50,10 @@ class Host:
     def ready(self) -> bool:
         return True
 
-    def produce(self, rows: int) -> float:
-        """Record ``rows`` rows and hand them to the aggregator; returns this host's busy seconds."""
-        t0 = time.perf_counter()
+    def produce(self, rows: int) -> tuple[float, float]:
+        """Record ``rows`` rows and hand them to the aggregator; returns this host's busy seconds
+        and the CPU seconds its process spent meanwhile."""
+        t0, cpu0 = time.perf_counter(), time.process_time()
         pending: list[Any] = []
         done = 0
         record = _host_packed if self.path == "packed" else _host_tuples
@@ -63,24 +67,50 @@ class Host:
             if len(pending) > MAX_PENDING_WRITES:
                 ray.get(pending.pop(0))
         ray.get(pending)
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, time.process_time() - cpu0
+
+
+class TimedAggregator:
+    """The run's Aggregator, plus the CPU time of its process (all its threads: Ray's receiving
+    and deserializing included)."""
+
+    def __init__(self, *args: Any) -> None:
+        from raybench.aggregator import Aggregator
+
+        self.inner = Aggregator(*args)
+
+    def cpu_s(self) -> float:
+        return time.process_time()
+
+    def write_packed(self, packed: Any) -> int:
+        return self.inner.write_packed(packed)
+
+    def write(self, table: str, batch: Any) -> int:
+        return self.inner.write(table, batch)
+
+    def take_windows(self, upto: int) -> dict[int, Any]:
+        return self.inner.take_windows(upto)
+
+    def finalize(self) -> dict[str, Any]:
+        return self.inner.finalize()
 
 
 def _one(hosts: int, rows: int, batch: int, path: str) -> dict[str, Any]:
-    from raybench.aggregator import Aggregator
-
     with tempfile.TemporaryDirectory() as tmp:
         t0_ns = 1_000_000_000_000
-        aggregator = ray.remote(Aggregator).remote(tmp, t0_ns, 10_000.0)  # one window: taken once, below
+        aggregator = ray.remote(TimedAggregator).remote(tmp, t0_ns, 10_000.0)  # one window: taken once, below
         actors = [ray.remote(Host).remote(h, aggregator, batch, path) for h in range(hosts)]
         ray.get([a.ready.remote() for a in actors])
+        cpu0 = ray.get(aggregator.cpu_s.remote())
         start = time.perf_counter()
         runs = [a.produce.remote(rows // hosts) for a in actors]
         ray.get(aggregator.take_windows.remote(0))  # as the driver does while a run goes on
-        busy = ray.get(runs)
+        host_times = ray.get(runs)
         produced = time.perf_counter()
+        cpu1 = ray.get(aggregator.cpu_s.remote())
         result = ray.get(aggregator.finalize.remote())
         end = time.perf_counter()
+        cpu2 = ray.get(aggregator.cpu_s.remote())
         size = (Path(tmp) / "requests.arrow").stat().st_size
         for a in [*actors, aggregator]:
             ray.kill(a)
@@ -92,7 +122,10 @@ def _one(hosts: int, rows: int, batch: int, path: str) -> dict[str, Any]:
         "rows_per_s": n / (end - start),
         "rows_per_s_to_stream": n / (produced - start),
         "finalize_s": end - produced,
-        "host_busy_s": busy,
+        "host_busy_s": [b for b, _ in host_times],
+        "host_cpu_us_per_row": sum(c for _, c in host_times) / n * 1e6,
+        "aggregator_cpu_us_per_row": (cpu1 - cpu0) / n * 1e6,
+        "finalize_cpu_us_per_row": (cpu2 - cpu1) / n * 1e6,
         "file_bytes_per_row": size / n,
     }
 
@@ -125,6 +158,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"{r['rows'] / r['rows_per_s']:.2f} s -> "
             f"{r['rows_per_s']:,.0f} rows/s hosts -> .arrow file ({r['rows_per_s_to_stream']:,.0f} rows/s into the "
             f"stream, finalize {r['finalize_s']:.2f} s); {r['file_bytes_per_row']:.1f} bytes/row"
+        )
+        print(
+            f"  CPU per row: hosts {r['host_cpu_us_per_row']:.2f} µs, "
+            f"aggregator {r['aggregator_cpu_us_per_row']:.2f} µs "
+            f"(one process: at most {1 / r['aggregator_cpu_us_per_row']:.2f} M rows/s), finalize "
+            f"{r['finalize_cpu_us_per_row']:.2f} µs ({1 / r['finalize_cpu_us_per_row']:.2f} M rows/s)"
         )
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))
