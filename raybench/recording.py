@@ -131,12 +131,14 @@ class RequestRows:
         numpy and Arrow calls (or Ray's serialization of a batch)."""
         if not self._records:
             return None
+        import numpy as np
+
         records, errors, n = self._records, self._errors, len(self._records)
         self._records, self._errors = [], []
         self.total += n
         return PackedRows(
-            b"".join(records), errors, self.run_id, self.host_id, self.node_id, self.regions, self.classes,
-            self.wall_offset_ns, self.warm_end_perf_ns,
+            np.frombuffer(b"".join(records), np.uint8), errors, self.run_id, self.host_id, self.node_id,
+            self.regions, self.classes, self.wall_offset_ns, self.warm_end_perf_ns,
         )  # fmt: skip
 
     def take(self) -> pa.RecordBatch | None:
@@ -149,7 +151,10 @@ class RequestRows:
 class PackedRows:
     """Packed request rows of one host and the host's constants: what travels to the aggregator."""
 
-    records: bytes
+    # The records as a numpy byte array (a view of the joined bytes): Ray ships a numpy array out of
+    # band, one copy into the object store and none out of it; bytes would be copied into the
+    # pickle stream first (bench_pipeline: 3-20% less host CPU per row, 2-17% more rows/s).
+    records: Any
     errors: list[tuple[int, str]]  # (row, message)
     run_id: str
     host_id: int
@@ -219,7 +224,7 @@ def _request_schema() -> pa.Schema:
     return _SCHEMA
 
 
-def _columns(records: bytes) -> dict[str, Any]:
+def _columns(records: Any) -> dict[str, Any]:
     """The packed records as one contiguous numpy array per field: each type group of the records
     is viewed as a 2-D array and transposed in one pass (a strided copy per column would pass over
     all the records once per column)."""
