@@ -20,10 +20,16 @@ from raybench.cli import cli
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
+#: The child as a terminal's foreground job would start it: Ctrl-C raises KeyboardInterrupt. A child
+#: inherits an ignored SIGINT (the suite run as a background job of a script, as CI may run it),
+#: and Python then leaves it ignored, as it should for background jobs.
+_CLI = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); from raybench.cli import main; main()"
+
+
 def _start(out: Path, run_id: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_AUTH_MODE": "disabled"}
     return subprocess.Popen(
-        [sys.executable, "-m", "raybench.cli", "run", "--preset", "smoke", "--agents", "200",
+        [sys.executable, "-c", _CLI, "run", "--preset", "smoke", "--agents", "200",
          "--duration", "60s", "--out", str(out), "--run-id", run_id],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
