@@ -122,19 +122,21 @@ class FuseNode:
         return None if self.mount is None else self.mount.pid
 
     def stop(self) -> None:
+        """Unmount and remove this node's folder; then unmount any raybench mount on this machine
+        whose filesystem process is dead (e.g. that of a node Ray lost, on a machine that lives
+        on), removing its run folder too."""
+        from fuse_bench import mount as fm
+
         if self.mount is not None:
             self.mount.stop()
             self.mount = None
         if self.base is not None:
-            with contextlib.suppress(OSError):
-                (self.base / "fs").unlink()
-            for mnt in self.base.glob("mnt-*"):
-                with contextlib.suppress(OSError):
-                    mnt.rmdir()
-            if not any(self.base.glob("mnt-*")):  # never delete through a mount still there
-                shutil.rmtree(self.base / "backing", ignore_errors=True)
-            with contextlib.suppress(OSError):
-                self.base.rmdir()
+            _remove_base(self.base)
+        with contextlib.suppress(Exception):  # best effort: never fails the run's teardown
+            for mountpoint in fm.cleanup_stale():
+                base = Path(mountpoint).parent
+                if base.name.startswith("raybench-") and Path(mountpoint).name.startswith("mnt-"):
+                    _remove_base(base)
 
     def sample_resources(self) -> list[tuple[Any, ...]]:
         """This actor and the filesystem process it started (role ``fuse-server``)."""
@@ -154,3 +156,17 @@ class FuseNode:
             except psutil.Error:  # the filesystem process is gone; the run notices elsewhere
                 self._server_sampler = None
         return rows
+
+
+def _remove_base(base: Path) -> None:
+    """Remove a FuseNode's folder: the ``fs`` link, empty mountpoints, the passthrough backing
+    folder (only once no mount is left under it) and the folder itself."""
+    with contextlib.suppress(OSError):
+        (base / "fs").unlink()
+    for mnt in base.glob("mnt-*"):
+        with contextlib.suppress(OSError):
+            mnt.rmdir()
+    if not any(base.glob("mnt-*")):  # never delete through a mount still there
+        shutil.rmtree(base / "backing", ignore_errors=True)
+    with contextlib.suppress(OSError):
+        base.rmdir()
