@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from fuse_bench.serve import FSNAME_PREFIX, SUBTYPE, fusermount_for
+from fuse_bench.serve import FSNAME_PREFIX, SUBTYPE, fusermount_for, remove_mount_dirs
 from raybench.errors import FuseUnavailable, UsageError
 
 BACKENDS = ("fusepy", "mfusepy")
@@ -168,11 +168,8 @@ def _is_private(mnt: Path) -> bool:
 
 
 def _remove_private_dir(mnt: Path) -> None:
-    # rmdir only: a folder that is not empty (or still mounted) is never touched.
-    with contextlib.suppress(OSError):
-        mnt.rmdir()
-        if _is_private(mnt):
-            mnt.parent.rmdir()
+    # rmdir and unlink only: a folder that is not empty (or still mounted) is never touched.
+    remove_mount_dirs(mnt)
 
 
 #: Extra time ``start`` allows per prefilled file (measured ~22 µs in memory, ~65 µs passed through).

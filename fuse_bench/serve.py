@@ -14,6 +14,7 @@ SIGKILL does not leave a live mount behind that nobody will ever unmount.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
 import shutil
@@ -65,8 +66,36 @@ def _watch_parent(ppid: int, mountpoint: str, fusermount: str) -> None:
             print(f"fuse_bench.serve: parent {ppid} is gone; unmounting {mountpoint}", file=sys.stderr)
             for flag in ("-u", "-uz"):
                 if subprocess.run([fusermount, flag, mountpoint], capture_output=True).returncode == 0:
-                    return
+                    return  # the loop in the main thread ends and tidies up (_tidy_orphan)
             os._exit(1)
+
+
+def _tidy_orphan(mnt: Path) -> None:
+    """The mount's owner died, so nobody else will remove what it made for this mount: its
+    folders (:func:`remove_mount_dirs`) and this process's log file."""
+    remove_mount_dirs(mnt)
+    with contextlib.suppress(OSError):
+        log = Path(os.readlink("/proc/self/fd/2"))
+        if log.name.startswith("raybench-fuse-") and log.suffix == ".log":
+            log.unlink()
+
+
+def remove_mount_dirs(mnt: Path) -> None:
+    """After an unmount: remove the empty mountpoint and, when it is a raybench folder (a private
+    ``raybench-fuse-*`` one, or a run's ``raybench-<run>-*`` FuseNode folder), the folder's ``fs``
+    link to it and the folder itself once nothing else is in it. rmdir and unlink only: a folder
+    with files in it (a passthrough backing folder) is never touched."""
+    with contextlib.suppress(OSError):
+        mnt.rmdir()
+    parent = mnt.parent
+    if not parent.name.startswith("raybench-"):
+        return
+    with contextlib.suppress(OSError):
+        fs = parent / "fs"
+        if fs.is_symlink() and os.readlink(fs) == mnt.name:
+            fs.unlink()
+    with contextlib.suppress(OSError):
+        parent.rmdir()
 
 
 def load_binding(backend: str) -> Any:
@@ -139,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
     binding.FUSE(ops, args.mountpoint, **options)
+    if args.parent and os.getppid() != args.parent:  # unmounted by the watchdog: the owner is dead
+        _tidy_orphan(Path(args.mountpoint))
     return 0
 
 

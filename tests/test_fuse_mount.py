@@ -118,7 +118,7 @@ _ORPHAN = """
 import sys, time
 from fuse_bench.mount import Mount, private_mountpoint
 m = Mount(private_mountpoint(), backend=sys.argv[1]).start()
-print(m.mountpoint, flush=True)
+print(m.mountpoint, m._log_path, flush=True)
 time.sleep(60)
 """
 
@@ -130,14 +130,19 @@ def test_parent_killed_mount_goes_away() -> None:
     owner = subprocess.Popen([sys.executable, "-c", _ORPHAN, "fusepy"], stdout=subprocess.PIPE, text=True)
     mountpoint = None
     try:
-        mountpoint = owner.stdout.readline().strip()  # type: ignore[union-attr]
+        mountpoint, log = owner.stdout.readline().split()  # type: ignore[union-attr]
         assert any(e.mountpoint == mountpoint for e in raybench_mounts())
+        assert Path(log).exists()
         owner.send_signal(signal.SIGKILL)
         owner.wait()
         deadline = time.monotonic() + 10
         while any(e.mountpoint == mountpoint for e in raybench_mounts()) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert_unmounted(Path(mountpoint))
+        # ... and removes what the dead owner made for it: the private folder and its log file
+        while (Path(mountpoint).parent.exists() or Path(log).exists()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not Path(mountpoint).parent.exists() and not Path(log).exists()
     finally:
         if owner.poll() is None:
             owner.kill()

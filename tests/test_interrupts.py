@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -76,7 +77,13 @@ def test_interrupt_finalizes_every_file_and_exits_130(tmp_path: Path, sig: int):
     assert not _raybench_mounts("stopped")
 
 
+def _node_folders(run_id: str) -> set[Path]:
+    """The FuseNode folders of runs named ``run_id`` on this machine (tempfile's folder)."""
+    return set(Path(tempfile.gettempdir()).glob(f"raybench-{run_id}-*"))
+
+
 def test_sigkill_leaves_readable_streams_and_recover_finishes_them(tmp_path: Path):
+    before = _node_folders("killed")
     proc = _start(tmp_path, "killed")
     run_dir = tmp_path / "killed"
     try:
@@ -102,10 +109,11 @@ def test_sigkill_leaves_readable_streams_and_recover_finishes_them(tmp_path: Pat
     from fuse_bench.mount import cleanup_stale
 
     deadline = time.time() + 10
-    while _raybench_mounts("killed") and time.time() < deadline:
+    while (_raybench_mounts("killed") or _node_folders("killed") - before) and time.time() < deadline:
         time.sleep(0.5)
     cleanup_stale()
     assert not _raybench_mounts("killed")
+    assert not _node_folders("killed") - before  # ... and removes the node's folder it was mounted in
 
 
 def test_chaos_kills_hosts_they_restart_and_no_request_goes_missing(ray_local, tmp_path: Path):
