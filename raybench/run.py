@@ -18,11 +18,13 @@ Ctrl-C or SIGTERM stops the agents, drains them and finalizes every file (status
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
 import signal
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -302,7 +304,8 @@ def _finish(
         "metrics": drv.metrics,
         "late_rows": late,
         "driver_priority": prio.to_manifest() if prio is not None else None,
-        "host_restarts": {str(h): len(d) for h, d in drv.host_deaths.items()},
+        # restarts, not deaths: a death after the load, or past MAX_HOST_RESTARTS, is host_failed
+        "host_restarts": dict(Counter(str(json.loads(d)["host_id"]) for _, k, d in drv.events if k == "actor_restart")),
         "lost_requests": drv.lost,
         "abort_reason": drv.abort_reason,
         "sla": {"verdict": verdict, "thresholds": [

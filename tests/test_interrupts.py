@@ -133,7 +133,7 @@ def test_chaos_kills_hosts_they_restart_and_no_request_goes_missing(ray_local, t
     kinds = Counter(store.read_table(result.run_dir, "events").column("kind").to_pylist())
     assert kinds["chaos_kill"] >= 2 and kinds["actor_restart"] >= 2
     manifest = result.manifest
-    assert sum(manifest["host_restarts"].values()) == kinds["actor_restart"]
+    assert sum(manifest["host_restarts"].values()) == kinds["actor_restart"]  # a death past 3 is host_failed
     requests = store.read_table(result.run_dir, "requests")
     # every intended request is a row: completed, or an error row for one that died with its host
     expected = Counter({a: n for a in range(sc.agents) if (n := len(intended_schedule(sc, a)))})
