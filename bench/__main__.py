@@ -53,6 +53,10 @@ def main() -> None:
     from bench import bench_pipeline
 
     results["pipeline"] = bench_pipeline.main(["--rows", "1000000" if args.quick else "2000000"])
+    print("== 4c. finalize (streamed batches gathered into large file batches vs one file batch each)")
+    from bench import bench_finalize
+
+    results["finalize"] = bench_finalize.main(["--rows", "500000" if args.quick else "1000000"])
     print("== 5. FUSE vs native (see docs/fuse.md for the full matrix)")
     from bench import bench_fuse
 

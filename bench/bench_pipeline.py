@@ -1,11 +1,12 @@
 """Recording through a run's own pipeline: request rows per second from agent hosts to the
 finalized ``requests.arrow``, with hosts and the aggregator as Ray actors on this machine.
 
-    .venv/bin/python -m bench.bench_pipeline [--hosts 1,2] [--rows 2000000] [--batch 5000]
+    .venv/bin/python -m bench.bench_pipeline [--hosts 1,2] [--rows 2000000] [--flush 500ms | --batch 5000]
 
 Each "host" actor records realistic request rows as fast as it can, the way an agent host does
-(a tuple of measured values per request into ``RequestRows``; every ``--batch`` rows the packed
-rows go to ``Aggregator.write_packed``, at most ``MAX_PENDING_WRITES`` calls in flight); the real
+(a tuple of measured values per request into ``RequestRows``; every flush interval, as a run's
+hosts do (``run.flush_interval``, default 500 ms), or every ``--batch`` rows, the packed rows go
+to ``Aggregator.write_packed``, at most ``MAX_PENDING_WRITES`` calls in flight); the real
 ``Aggregator`` actor makes each an Arrow batch, appends it to the run's stream and sorts it into
 windows (the driver takes each window as a run's driver does); then ``Aggregator.finalize``
 writes the ``.arrow`` file. The figure is rows divided by the wall time from the hosts' start to
@@ -31,15 +32,22 @@ import ray
 
 from bench.bench_recording import _host_packed, _host_tuples, _values
 from raybench.agents import MAX_PENDING_WRITES
+from raybench.scenario import DEFAULT_FLUSH_INTERVAL
+from raybench.units import parse_duration
+
+#: Rows a host records between two looks at the clock.
+TEMPLATE_ROWS = 1000
 
 
 class Host:
-    def __init__(self, host_id: int, aggregator: Any, batch: int, path: str) -> None:
+    def __init__(self, host_id: int, aggregator: Any, batch: int, flush_s: float, path: str) -> None:
         from raybench.recording import RequestRows, RowBuffer
 
         rng = random.Random(host_id)
-        self.template = [_values(i, rng) for i in range(batch)]
+        self.template = [_values(i, rng) for i in range(min(batch or TEMPLATE_ROWS, TEMPLATE_ROWS))]
         self.aggregator = aggregator
+        self.batch, self.flush_s = batch, flush_s
+        self.shipped: list[int] = []  # rows per flush
         self.path = path
         self.buf: Any = (
             RequestRows("bench", host_id, "node-1", ["us-east", "eu-west"], ["safe", "risky", "complex"])
@@ -56,10 +64,16 @@ class Host:
         t0, cpu0 = time.perf_counter(), time.process_time()
         pending: list[Any] = []
         done = 0
+        last = t0
         record = _host_packed if self.path == "packed" else _host_tuples
         while done < rows:
             record(self.template, self.buf)
             done += len(self.template)
+            now = time.perf_counter()
+            if done < rows and (len(self.buf) < self.batch if self.batch else now - last < self.flush_s):
+                continue
+            last = now
+            self.shipped.append(len(self.buf))
             if self.path == "packed":  # as hosts do: the aggregator builds the Arrow batch
                 pending.append(self.aggregator.write_packed.remote(self.buf.take_packed()))
             else:
@@ -68,6 +82,9 @@ class Host:
                 ray.get(pending.pop(0))
         ray.get(pending)
         return time.perf_counter() - t0, time.process_time() - cpu0
+
+    def flushes(self) -> list[int]:
+        return self.shipped
 
 
 class TimedAggregator:
@@ -95,11 +112,11 @@ class TimedAggregator:
         return self.inner.finalize()
 
 
-def _one(hosts: int, rows: int, batch: int, path: str) -> dict[str, Any]:
+def _one(hosts: int, rows: int, batch: int, flush_s: float, path: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         t0_ns = 1_000_000_000_000
         aggregator = ray.remote(TimedAggregator).remote(tmp, t0_ns, 10_000.0)  # one window: taken once, below
-        actors = [ray.remote(Host).remote(h, aggregator, batch, path) for h in range(hosts)]
+        actors = [ray.remote(Host).remote(h, aggregator, batch, flush_s, path) for h in range(hosts)]
         ray.get([a.ready.remote() for a in actors])
         cpu0 = ray.get(aggregator.cpu_s.remote())
         start = time.perf_counter()
@@ -112,6 +129,7 @@ def _one(hosts: int, rows: int, batch: int, path: str) -> dict[str, Any]:
         end = time.perf_counter()
         cpu2 = ray.get(aggregator.cpu_s.remote())
         size = (Path(tmp) / "requests.arrow").stat().st_size
+        flushes = [n for a in actors for n in ray.get(a.flushes.remote())]
         for a in [*actors, aggregator]:
             ray.kill(a)
     n = result["rows"]["requests"]
@@ -119,6 +137,8 @@ def _one(hosts: int, rows: int, batch: int, path: str) -> dict[str, Any]:
         "path": path,
         "hosts": hosts,
         "rows": n,
+        "flush": f"every {batch:,} rows" if batch else f"every {flush_s * 1000:g} ms",
+        "rows_per_flush_median": sorted(flushes)[len(flushes) // 2],
         "rows_per_s": n / (end - start),
         "rows_per_s_to_stream": n / (produced - start),
         "finalize_s": end - produced,
@@ -126,7 +146,9 @@ def _one(hosts: int, rows: int, batch: int, path: str) -> dict[str, Any]:
         "host_cpu_us_per_row": sum(c for _, c in host_times) / n * 1e6,
         "aggregator_cpu_us_per_row": (cpu1 - cpu0) / n * 1e6,
         "finalize_cpu_us_per_row": (cpu2 - cpu1) / n * 1e6,
-        "file_bytes_per_row": size / n,
+        # hosts repeat a template of rows, which compresses far better than real rows: sizes of real
+        # rows are bench_finalize's
+        "file_bytes_per_row_repeated_rows": size / n,
     }
 
 
@@ -134,17 +156,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--hosts", default="1,2", help="comma-separated host counts to measure")
     p.add_argument("--rows", type=int, default=2_000_000)
-    p.add_argument("--batch", type=int, default=5000)
+    p.add_argument("--flush", default=DEFAULT_FLUSH_INTERVAL, help="hosts ship their rows this often, as in runs")
+    p.add_argument("--batch", type=int, default=0, help="ship every N rows instead (0: by --flush)")
     p.add_argument("--paths", default="packed,tuples", help="host buffers: packed (RequestRows), tuples (RowBuffer)")
     p.add_argument("--json")
     args = p.parse_args(argv)
+    flush_s = parse_duration(args.flush)
     from raybench.run import connect
 
     owns = connect(None)
     try:
         out = {
             "runs": [
-                _one(int(h), args.rows, args.batch, path)
+                _one(int(h), args.rows, args.batch, flush_s, path)
                 for h in args.hosts.split(",")
                 for path in args.paths.split(",")
             ]
@@ -154,10 +178,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             ray.shutdown()
     for r in out["runs"]:
         print(
-            f"pipeline, {r['hosts']} host(s), {r['path']} rows: {r['rows']:,} rows in "
+            f"pipeline, {r['hosts']} host(s), {r['path']} rows, flush {r['flush']} "
+            f"(median {r['rows_per_flush_median']:,} rows): {r['rows']:,} rows in "
             f"{r['rows'] / r['rows_per_s']:.2f} s -> "
             f"{r['rows_per_s']:,.0f} rows/s hosts -> .arrow file ({r['rows_per_s_to_stream']:,.0f} rows/s into the "
-            f"stream, finalize {r['finalize_s']:.2f} s); {r['file_bytes_per_row']:.1f} bytes/row"
+            f"stream, finalize {r['finalize_s']:.2f} s)"
         )
         print(
             f"  CPU per row: hosts {r['host_cpu_us_per_row']:.2f} µs, "

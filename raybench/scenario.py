@@ -93,6 +93,8 @@ FUSE_FILESYSTEMS = ("memory", "passthrough")
 LEASE_MODES = ("queue", "retry")
 #: How state batches and expert consultations travel: sockets served by the actors (raybench.wire) or Ray calls.
 STATE_TRANSPORTS = ("socket", "ray")
+#: How often an agent host ships its rows to the aggregator unless `run.flush_interval` says otherwise.
+DEFAULT_FLUSH_INTERVAL = "500ms"
 CHAOS_TARGETS = ("hosts", "fuse", "both")
 FUSE_BACKENDS = ("fusepy", "mfusepy")
 
@@ -510,7 +512,7 @@ def _build(raw: Mapping[str, Any]) -> Scenario:
         agents_per_host=checks.integer(run, "agents_per_host", 0, "run", minimum=0),
         shards=checks.integer(run, "shards", 4, "run", minimum=1),
         window_s=checks.duration(run, "window", "5s", "run"),
-        flush_interval_s=checks.duration(run, "flush_interval", "500ms", "run"),
+        flush_interval_s=checks.duration(run, "flush_interval", DEFAULT_FLUSH_INTERVAL, "run"),
         request_timeout_s=checks.duration(run, "request_timeout", "30s", "run"),
         drain_timeout_s=checks.duration(run, "drain_timeout", "10s", "run"),
         chaos_s=checks.duration(run, "chaos", "0s", "run", positive=False),

@@ -39,6 +39,34 @@ def test_stream_then_finalize_gives_a_dictionary_encoded_zstd_file(tmp_path: Pat
     assert store.read_table(tmp_path, "fuse_ops").column("latency_us").to_pylist()[29] == pytest.approx(2.9)
 
 
+def test_finalize_gathers_small_streamed_batches_into_large_ones_in_order(tmp_path: Path):
+    app = store.StreamAppender(tmp_path, "fuse_ops")
+    sizes = [30, 0, 50, 30, 200, 7, 30, 30, 5]  # an empty batch, and one larger than a chunk
+    start = 0
+    for n in sizes:
+        if n:
+            app.write(_rows(n, start))
+        else:  # the appender skips empty batches; other writers may not
+            app._writer.write(_rows(1).slice(0, 0))
+        start += n
+    app.close()
+    assert store.finalize_stream(tmp_path, "fuse_ops", chunk_rows=100) == sum(sizes)
+    reader = pa.ipc.open_file(str(tmp_path / "fuse_ops.arrow"))
+    # 30+50+30 -> 110, 200 whole, 7+30+30+5 -> 72 (the rest)
+    assert [reader.get_batch(i).num_rows for i in range(reader.num_record_batches)] == [110, 200, 72]
+    t = reader.read_all()
+    assert t.column("worker").to_pylist() == [i % 3 for i in range(sum(sizes))]
+    assert t.column("latency_us").to_pylist() == pytest.approx([0.1 * i for i in range(sum(sizes))])
+    node = t.column("node_id").combine_chunks()
+    assert node.dictionary.to_pylist() == ["node-a", "node-b"]  # one dictionary for the whole file
+    # as streamed (chunk_rows=1): the same rows, one file batch per non-empty streamed batch
+    (tmp_path / "fuse_ops.arrow").unlink()
+    assert store.finalize_stream(tmp_path, "fuse_ops", chunk_rows=1) == sum(sizes)
+    reader = pa.ipc.open_file(str(tmp_path / "fuse_ops.arrow"))
+    assert reader.num_record_batches == len([n for n in sizes if n])
+    assert reader.read_all().equals(t)
+
+
 def test_a_torn_stream_reads_up_to_its_last_complete_batch(tmp_path: Path):
     app = store.StreamAppender(tmp_path, "fuse_ops")
     app.write(_rows(5))
