@@ -23,21 +23,17 @@ in the same operation -> event appended -> one row.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import heapq
 import os
 import random
-import resource
 import sys
-import threading
 import time
-from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from fuse_bench.fs import key_file
 from raybench import state as st
+from raybench.files import FileHandles, file_op, handle_capacity
 from raybench.recording import NULL_INT, NULL_MS, OUTCOME_CODE, RequestRows
 from raybench.scenario import Scenario
 from raybench.timing import sleep_until
@@ -57,105 +53,6 @@ class LeaseTimeout(Exception):
 
 class FuseError(Exception):
     """The request's file operation on the node's FUSE mount failed."""
-
-
-class FileHandles:
-    """Open file handles of one host on its node's mount, one per key, least recently used
-    closed first. Thread-safe; a key's handle is never used by two threads at once because the
-    request holds the key's lease while it does its file operation.
-
-    ``capacity`` should cover the keys the host touches: a miss costs an open (and the close of
-    the handle it evicts), several FUSE round trips instead of the request's one.
-    """
-
-    def __init__(self, root: str, capacity: int = 256, create: bool = True) -> None:
-        self.root = root
-        self.capacity = capacity
-        # O_CREAT only where the files may be missing: an open with O_CREAT takes the folder's
-        # lock in the kernel exclusively (for a FUSE round trip) when the name is not cached yet
-        self._flags = os.O_RDWR | (os.O_CREAT if create else 0)
-        self._fds: OrderedDict[int, int] = OrderedDict()
-        self._lock = threading.Lock()
-        self.opened = 0
-
-    def get(self, key: int) -> int:
-        with self._lock:
-            fd = self._fds.get(key)
-            if fd is not None:
-                self._fds.move_to_end(key)
-                return fd
-        fd = os.open(f"{self.root}/{key_file(key)}", self._flags, 0o600)
-        evicted = []
-        with self._lock:
-            self.opened += 1
-            self._fds[key] = fd
-            while len(self._fds) > self.capacity:
-                evicted.append(self._fds.popitem(last=False)[1])
-        for old in evicted:  # outside the lock: a close is a FUSE round trip (flush, release)
-            os.close(old)
-        return fd
-
-    def drop(self, key: int) -> None:
-        """Forget (and close) the handle of ``key``: after a FUSE error it may belong to a dead
-        mount; the next request on the key opens the file again."""
-        with self._lock:
-            fd = self._fds.pop(key, None)
-        if fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-
-    def close(self) -> None:
-        with self._lock:
-            for fd in self._fds.values():
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-            self._fds.clear()
-
-
-def handle_capacity(keys: int) -> int:
-    """How many file handles a host keeps open: one per key, up to half its file-descriptor limit
-    (the rest is for Ray's and raybench's sockets)."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return max(16, min(keys, soft // 2))
-
-
-def file_op(
-    root: str, key: int, payload: bytes, write: bool, stat: bool, handles: FileHandles | None, create: bool = True
-) -> float:
-    """One request's file operation on the node's mount; returns its duration in ms. Runs in a
-    worker thread.
-
-    safe: read the file; risky: write it whole; complex: write, then stat. With ``handles`` the
-    operation uses the host's cached handle of the file (a pread/pwrite that crosses FUSE once when
-    the mount uses direct_io); without, it opens and closes the file as well (creating it when
-    ``create``; else it must exist).
-    """
-    path = f"{root}/{key_file(key)}"
-    creat = os.O_CREAT if create else 0
-    t0 = time.perf_counter_ns()
-    if handles is not None:
-        fd = handles.get(key)
-        if write:
-            os.pwrite(fd, payload, 0)
-            if stat:
-                os.fstat(fd)
-        else:
-            os.pread(fd, len(payload) or 4096, 0)
-    elif write:
-        fd = os.open(path, os.O_WRONLY | creat | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, payload)
-        finally:
-            os.close(fd)
-        if stat:
-            os.stat(path)
-    else:
-        fd = os.open(path, os.O_RDONLY | creat, 0o600)
-        try:
-            os.read(fd, len(payload) or 4096)
-        finally:
-            os.close(fd)
-    return (time.perf_counter_ns() - t0) / 1e6
 
 
 async def _timed_sleep(ms: float) -> float:
@@ -238,6 +135,7 @@ class AgentHost:
         self.counters = {"dispatched": 0, "recorded": 0, "cancelled": 0, "max_inflight": 0, "leases_lost": 0}
         self._sampler: Any = None
         self._pool: ThreadPoolExecutor | None = None
+        self.opened_ahead: dict[str, Any] = {"files_opened_ahead": 0}
         self.handles = (
             None
             if (fuse_root is None or self.sc.fuse_open_per_request)
@@ -254,6 +152,28 @@ class AgentHost:
             "agents": len(self.agent_ids),
             "nice": os.getpriority(os.PRIO_PROCESS, 0),  # Ray's worker niceness
         }
+
+    async def open_files(self) -> dict[str, Any]:
+        """Before the load (``fuse.open_ahead``): open this host's handle to every key's file, so
+        a request's FUSE stage is its file operation alone, the same in a run's first second as in
+        its last, instead of including the LOOKUP and OPEN round trips of its key's first use on
+        this host (how many of those a run has depends on its length). Not timed as any request;
+        its duration is reported. On an error the rest open on first use, as without it."""
+        if self.handles is None or not self.sc.fuse_open_ahead:
+            return {"files_opened_ahead": 0}
+        t0 = time.perf_counter()
+        try:
+            await asyncio.to_thread(self.handles.open_ahead, self.sc.keys)
+            error = None
+        except OSError as exc:
+            error = f"{exc.__class__.__name__}: {exc}"[:200]
+        self.opened_ahead = {
+            "files_opened_ahead": self.handles.opened,
+            "open_ahead_s": round(time.perf_counter() - t0, 3),
+        }
+        if error is not None:
+            self.opened_ahead["open_ahead_error"] = error
+        return self.opened_ahead
 
     async def stop(self) -> None:
         """Stop dispatching new requests (abort or interrupt); in-flight ones drain as usual."""
@@ -326,6 +246,7 @@ class AgentHost:
             "state_calls": self.client.calls,
             "state_ops": self.client.ops,
             "files_opened": self.handles.opened if self.handles is not None else 0,
+            **self.opened_ahead,
             "event_loop": type(self.loop).__module__.split(".")[0],  # uvloop, or asyncio (RAY_USE_UVLOOP=0)
         }
 

@@ -67,6 +67,7 @@ class Driver:
         self.metrics: dict[str, Any] = {"enabled": False, "reason": "run.metrics = false"}
         self.hosts: list[Any] = []
         self.host_info: list[dict[str, Any]] = []  # each host's info(), in host order
+        self.opened_ahead: list[dict[str, Any]] = []  # each host's open_files(), when it ran
         self.fuse_nodes: list[Any] = []
         self.window_stats: list[dict[str, Any]] = []
         self.resource_rows: list[tuple[Any, ...]] = []
@@ -168,6 +169,8 @@ class Driver:
             self.host_info = ray.get(ready, timeout=STARTUP_TIMEOUT_S)[: len(self.hosts)]
         except Exception as exc:
             raise RayFailure(f"actors did not come up within {STARTUP_TIMEOUT_S:.0f}s: {exc}") from exc
+        if fuse_roots and sc.fuse_open_ahead and not sc.fuse_open_per_request:  # see AgentHost.open_files
+            self.opened_ahead = ray.get([h.open_files.remote() for h in self.hosts], timeout=STARTUP_TIMEOUT_S)
         if metrics_ref is not None:
             self.metrics = ray.get(metrics_ref, timeout=STARTUP_TIMEOUT_S)
             if not self.metrics["enabled"]:

@@ -205,6 +205,11 @@ def execute(
         prio = priority.lower_to(max(nices)) if nices else None
         nodes = len({n for n, _ in drv.host_plan})
         fuse_note = "FUSE on" if drv.fuse.get("enabled") else f"FUSE off ({drv.fuse.get('reason', 'n/a')})"
+        if drv.opened_ahead:
+            fuse_note += (
+                f", {sum(o['files_opened_ahead'] for o in drv.opened_ahead):,} files opened ahead in "
+                f"{max(o.get('open_ahead_s', 0) for o in drv.opened_ahead):.1f} s"
+            )
         say(f"{len(drv.hosts)} agent hosts on {nodes} node(s); {fuse_note}")
         if scenario.metrics:
             m = drv.metrics

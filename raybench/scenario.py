@@ -76,6 +76,7 @@ _SPEC: dict[str, Any] = {
         "attr_timeout": None,
         "entry_timeout": None,
         "open_per_request": None,
+        "open_ahead": None,
         "prefill": None,
     },
     "regions": None,
@@ -197,6 +198,7 @@ class Scenario:
     fuse_attr_timeout_s: float  # kernel caching of attributes / names (0: every stat crosses FUSE)
     fuse_entry_timeout_s: float
     fuse_open_per_request: bool  # open+close the file in every request (else a cached handle)
+    fuse_open_ahead: bool  # cached handles are opened before the load, not by a key's first request
     fuse_prefill: bool  # the keys' files exist (file_bytes each) before the load starts
     regions: tuple[Region, ...]
     sla: Mapping[str, Any]
@@ -280,6 +282,7 @@ class Scenario:
                 "attr_timeout": f"{self.fuse_attr_timeout_s}s",
                 "entry_timeout": f"{self.fuse_entry_timeout_s}s",
                 "open_per_request": self.fuse_open_per_request,
+                "open_ahead": self.fuse_open_ahead,
                 "prefill": self.fuse_prefill,
             },
             "regions": [
@@ -547,6 +550,7 @@ def _build(raw: Mapping[str, Any]) -> Scenario:
         fuse_attr_timeout_s=checks.duration(fuse, "attr_timeout", "0s", "fuse", positive=False),
         fuse_entry_timeout_s=checks.duration(fuse, "entry_timeout", "0s", "fuse", positive=False),
         fuse_open_per_request=checks.flag(fuse, "open_per_request", False, "fuse"),
+        fuse_open_ahead=checks.flag(fuse, "open_ahead", True, "fuse"),
         fuse_prefill=checks.flag(fuse, "prefill", True, "fuse"),
         regions=_regions(raw.get("regions")),
         sla=_sla(raw.get("sla")),

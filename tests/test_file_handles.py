@@ -6,7 +6,7 @@ import os
 import resource
 from pathlib import Path
 
-from raybench.agents import FileHandles, handle_capacity
+from raybench.files import FileHandles, handle_capacity
 
 
 def _is_open(fd: int) -> bool:
@@ -50,4 +50,24 @@ def test_without_create_a_missing_file_is_an_error_and_an_existing_one_opens(tmp
     assert not (tmp_path / "k7").exists() and h.opened == 0
     (tmp_path / "k7").write_bytes(b"data")
     assert os.pread(h.get(7), 10, 0) == b"data" and h.opened == 1
+    h.close()
+
+
+def test_open_ahead_opens_the_most_popular_keys_up_to_capacity_and_stops_at_an_error(tmp_path: Path):
+    for k in range(6):
+        (tmp_path / f"k{k}").write_bytes(b"x")
+    h = FileHandles(str(tmp_path), capacity=4, create=False)
+    assert h.open_ahead(6) == 4 and h.opened == 4  # keys 0-3: key 0 is the most popular
+    fds = [h.get(k) for k in range(4)]
+    assert h.opened == 4 and all(_is_open(fd) for fd in fds)  # requests find them open
+    h.close()
+    (tmp_path / "k2").unlink()  # e.g. a file missing from the workspace
+    h = FileHandles(str(tmp_path), capacity=8, create=False)
+    try:
+        h.open_ahead(6)
+    except FileNotFoundError:
+        pass
+    else:
+        raise AssertionError("a missing file must raise")
+    assert h.opened == 2  # what was opened before the error stays open
     h.close()
