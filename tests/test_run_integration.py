@@ -204,9 +204,14 @@ def test_fuse_probe_workload_runs_beside_the_agents(ray_local, tmp_path):
     _require_fuse()
     sc = scenario.load(
         preset="smoke",
-        overrides={"run.agents": 50, "run.duration": "4s", "run.warmup": "1s", "fuse.probe_workers": 2},
-    )
+        overrides={"run.agents": 50, "run.duration": "4s", "run.warmup": "1s", "fuse.probe_workers": 2,
+                   "fuse.open_ahead": False},
+    )  # fmt: skip
     result = execute(sc, out=tmp_path, run_id="probe")
+    # without open_ahead the hosts opened files on their keys' first use, inside requests
+    hosts = result.manifest["hosts"]
+    assert {h["files_opened_ahead"] for h in hosts} == {0} and "open_ahead_s" not in hosts[0]
+    assert 0 < sum(h["files_opened"] for h in hosts) <= sum(h["recorded"] for h in hosts)
     ops = store.read_table(result.run_dir, "fuse_ops")
     assert ops.num_rows > 10 and result.manifest["files"]["fuse_ops"] == ops.num_rows
     assert set(ops.column("target").cast(pa.string()).to_pylist()) == {"fuse"}
