@@ -158,18 +158,13 @@ def cleanup_stale() -> list[str]:
             continue
         if _unmount(m.mountpoint):
             removed.append(m.mountpoint)
-            _remove_private_dir(Path(m.mountpoint))
+            remove_mount_dirs(Path(m.mountpoint))
     return removed
 
 
 def _is_private(mnt: Path) -> bool:
     """True for a mountpoint made by :func:`private_mountpoint`."""
     return mnt.name == "mnt" and mnt.parent.name.startswith("raybench-fuse-")
-
-
-def _remove_private_dir(mnt: Path) -> None:
-    # rmdir and unlink only: a folder that is not empty (or still mounted) is never touched.
-    remove_mount_dirs(mnt)
 
 
 #: Extra time ``start`` allows per prefilled file (measured ~22 µs in memory, ~65 µs passed through).
@@ -356,7 +351,7 @@ class Mount:
         if self.is_mounted():
             _unmount(str(self.mountpoint), self.backend)
         if self._created_dir or _is_private(self.mountpoint):
-            _remove_private_dir(self.mountpoint)
+            remove_mount_dirs(self.mountpoint)
         if self._log_path is not None:
             with contextlib.suppress(OSError):
                 self._log_path.unlink()
