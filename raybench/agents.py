@@ -154,12 +154,13 @@ class AgentHost:
         }
 
     async def open_files(self) -> dict[str, Any]:
-        """Before the load (``fuse.open_ahead``): open this host's handle to every key's file, so
+        """Before the load (``fuse.open_ahead``, with the workspace prefilled): open this host's
+        handle to every key's file (the most popular ``OPEN_AHEAD_MAX_FILES`` at most), so
         a request's FUSE stage is its file operation alone, the same in a run's first second as in
         its last, instead of including the LOOKUP and OPEN round trips of its key's first use on
         this host (how many of those a run has depends on its length). Not timed as any request;
         its duration is reported. On an error the rest open on first use, as without it."""
-        if self.handles is None or not self.sc.fuse_open_ahead:
+        if self.handles is None or not self.sc.fuse_opens_ahead:
             return {"files_opened_ahead": 0}
         t0 = time.perf_counter()
         try:

@@ -169,7 +169,7 @@ class Driver:
             self.host_info = ray.get(ready, timeout=STARTUP_TIMEOUT_S)[: len(self.hosts)]
         except Exception as exc:
             raise RayFailure(f"actors did not come up within {STARTUP_TIMEOUT_S:.0f}s: {exc}") from exc
-        if fuse_roots and sc.fuse_open_ahead and not sc.fuse_open_per_request:  # see AgentHost.open_files
+        if fuse_roots and sc.fuse_opens_ahead:  # see AgentHost.open_files
             self.opened_ahead = ray.get([h.open_files.remote() for h in self.hosts], timeout=STARTUP_TIMEOUT_S)
         if metrics_ref is not None:
             self.metrics = ray.get(metrics_ref, timeout=STARTUP_TIMEOUT_S)

@@ -198,11 +198,16 @@ class Scenario:
     fuse_attr_timeout_s: float  # kernel caching of attributes / names (0: every stat crosses FUSE)
     fuse_entry_timeout_s: float
     fuse_open_per_request: bool  # open+close the file in every request (else a cached handle)
-    fuse_open_ahead: bool  # cached handles are opened before the load, not by a key's first request
+    fuse_open_ahead: bool  # cached handles to the prefilled files are opened before the load
     fuse_prefill: bool  # the keys' files exist (file_bytes each) before the load starts
     regions: tuple[Region, ...]
     sla: Mapping[str, Any]
     faults: tuple[Fault, ...]
+
+    @property
+    def fuse_opens_ahead(self) -> bool:
+        """Hosts open their handles to the prefilled files before the load (see AgentHost.open_files)."""
+        return self.fuse_open_ahead and self.fuse_prefill and not self.fuse_open_per_request and self.fuse_mode != "off"
 
     @property
     def offered_rate(self) -> float:

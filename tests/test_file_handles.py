@@ -61,6 +61,9 @@ def test_open_ahead_opens_the_most_popular_keys_up_to_capacity_and_stops_at_an_e
     fds = [h.get(k) for k in range(4)]
     assert h.opened == 4 and all(_is_open(fd) for fd in fds)  # requests find them open
     h.close()
+    h = FileHandles(str(tmp_path), capacity=8, create=False)
+    assert h.open_ahead(6, most=3) == 3  # at most `most`, however many keys and handles
+    h.close()
     (tmp_path / "k2").unlink()  # e.g. a file missing from the workspace
     h = FileHandles(str(tmp_path), capacity=8, create=False)
     try:

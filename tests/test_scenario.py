@@ -71,6 +71,15 @@ def test_a_large_workspace_is_allowed_without_prefill_or_fuse():
     big = {"state.keys": 1_000_000, "fuse.file_bytes": 4096}
     assert scenario.load(preset="smoke", overrides={**big, "fuse.prefill": False}).fuse_prefill is False
     assert scenario.load(preset="smoke", overrides={**big, "fuse.mode": "off"}).keys == 1_000_000
+
+
+def test_hosts_open_ahead_only_the_prefilled_files_they_keep_open():
+    assert scenario.load(preset="smoke").fuse_opens_ahead  # the default
+    for off in ({"fuse.open_ahead": False}, {"fuse.prefill": False}, {"fuse.open_per_request": True},
+                {"fuse.mode": "off"}):  # fmt: skip
+        sc = scenario.load(preset="smoke", overrides=off)
+        assert not sc.fuse_opens_ahead, off
+        assert scenario.Scenario.from_dict(sc.to_dict()).fuse_opens_ahead is False
     assert scenario.load(preset="smoke").fuse_prefill is True
 
 
