@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from fuse_bench.serve import FSNAME_PREFIX, SUBTYPE, fusermount_for, remove_mount_dirs
+from fuse_bench.serve import FSNAME_PREFIX, SUBTYPE, fusermount_for, log_path, remove_mount_dirs
 from raybench.errors import FuseUnavailable, UsageError
 
 BACKENDS = ("fusepy", "mfusepy")
@@ -167,6 +167,17 @@ def _is_private(mnt: Path) -> bool:
     return mnt.name == "mnt" and mnt.parent.name.startswith("raybench-fuse-")
 
 
+def _new_log(mnt: Path) -> tuple[int, Path]:
+    """The filesystem process's log file: ``<mnt>.log`` beside the mountpoint when that is in a
+    raybench folder, so whoever removes the folder after a crash removes the log too
+    (:func:`~fuse_bench.serve.remove_mount_dirs`); else a ``raybench-fuse-*.log`` temporary file."""
+    if mnt.parent.name.startswith("raybench-"):
+        path = log_path(mnt)
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), path
+    fd, log = tempfile.mkstemp(prefix="raybench-fuse-", suffix=".log")
+    return fd, Path(log)
+
+
 #: Extra time ``start`` allows per prefilled file (measured ~22 µs in memory, ~65 µs passed through).
 PREFILL_BUDGET_S = 200e-6
 
@@ -296,8 +307,7 @@ class Mount:
         if self.prefill:
             cmd += ["--prefill", str(self.prefill), "--prefill-bytes", str(self.prefill_bytes)]
             timeout += self.prefill * PREFILL_BUDGET_S
-        fd, log = tempfile.mkstemp(prefix="raybench-fuse-", suffix=".log")
-        self._log_path = Path(log)
+        fd, self._log_path = _new_log(self.mountpoint)
         env = dict(os.environ)
         # The child must import this very fuse_bench, wherever the parent found it.
         root = str(Path(__file__).resolve().parent.parent)

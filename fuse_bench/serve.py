@@ -80,16 +80,25 @@ def _tidy_orphan(mnt: Path) -> None:
             log.unlink()
 
 
+def log_path(mnt: Path) -> Path:
+    """Where the filesystem process of a mountpoint in a raybench folder logs: ``<mnt>.log`` beside it."""
+    return mnt.parent / f"{mnt.name}.log"
+
+
 def remove_mount_dirs(mnt: Path) -> None:
-    """After an unmount: remove the empty mountpoint and, when it is a raybench folder (a private
-    ``raybench-fuse-*`` one, or a run's ``raybench-<run>-*`` FuseNode folder), the folder's ``fs``
-    link to it and the folder itself once nothing else is in it. rmdir and unlink only: a folder
-    with files in it (a passthrough backing folder) is never touched."""
+    """After an unmount: remove the empty mountpoint and, when it is in a raybench folder (a private
+    ``raybench-fuse-*`` one, or a run's ``raybench-<run>-*`` FuseNode folder), its filesystem
+    process's log (:func:`log_path`), the folder's ``fs`` link to it and the folder itself once
+    nothing else is in it. rmdir and unlink only: a folder with files in it (a passthrough backing
+    folder) is never touched."""
     with contextlib.suppress(OSError):
         mnt.rmdir()
     parent = mnt.parent
     if not parent.name.startswith("raybench-"):
         return
+    if not mnt.exists():  # unmounted and gone: its log is no longer anybody's
+        with contextlib.suppress(OSError):
+            log_path(mnt).unlink()
     with contextlib.suppress(OSError):
         fs = parent / "fs"
         if fs.is_symlink() and os.readlink(fs) == mnt.name:

@@ -159,13 +159,17 @@ class FuseNode:
 
 
 def _remove_base(base: Path) -> None:
-    """Remove a FuseNode's folder: the ``fs`` link, empty mountpoints, the passthrough backing
-    folder (only once no mount is left under it) and the folder itself."""
+    """Remove a FuseNode's folder: the ``fs`` link, empty mountpoints and their filesystem
+    processes' logs, the passthrough backing folder (only once no mount is left under it) and the
+    folder itself."""
     with contextlib.suppress(OSError):
         (base / "fs").unlink()
     for mnt in base.glob("mnt-*"):
         with contextlib.suppress(OSError):
-            mnt.rmdir()
+            if mnt.suffix == ".log":  # a filesystem process's log (fuse_bench.serve.log_path)
+                mnt.unlink()
+            else:
+                mnt.rmdir()
     if not any(base.glob("mnt-*")):  # never delete through a mount still there
         shutil.rmtree(base / "backing", ignore_errors=True)
     with contextlib.suppress(OSError):

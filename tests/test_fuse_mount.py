@@ -107,8 +107,11 @@ def test_killed_filesystem_is_cleaned_up(backend: str) -> None:
         with pytest.raises(OSError):
             os.stat(m.mountpoint / "x")
         assert any(e.mountpoint == str(m.mountpoint) for e in raybench_mounts())
+        assert m._log_path == m.mountpoint.parent / "mnt.log"  # beside the mountpoint, in its folder
         removed = cleanup_stale()
         assert str(m.mountpoint) in removed
+        # nobody else would remove them if the owner were dead too: the folder and the log are gone
+        assert not m._log_path.exists() and not m.mountpoint.parent.exists()
     finally:
         m.stop()
     assert_unmounted(m.mountpoint)
