@@ -169,8 +169,14 @@ class Driver:
             self.host_info = ray.get(ready, timeout=STARTUP_TIMEOUT_S)[: len(self.hosts)]
         except Exception as exc:
             raise RayFailure(f"actors did not come up within {STARTUP_TIMEOUT_S:.0f}s: {exc}") from exc
-        if fuse_roots and sc.fuse_opens_ahead:  # see AgentHost.open_files
-            self.opened_ahead = ray.get([h.open_files.remote() for h in self.hosts], timeout=STARTUP_TIMEOUT_S)
+        if fuse_roots and sc.fuse_opens_ahead:  # see AgentHost.open_files (an OSError there is reported, not raised)
+            try:
+                self.opened_ahead = ray.get([h.open_files.remote() for h in self.hosts], timeout=STARTUP_TIMEOUT_S)
+            except Exception as exc:
+                raise RayFailure(f"agent hosts failed while opening their files: {str(exc)[:300]}") from exc
+            for h, opened in enumerate(self.opened_ahead):
+                if "open_ahead_error" in opened:  # that host opens the rest on first use
+                    self.event("fuse_error", host_id=h, error=f"opening files ahead: {opened['open_ahead_error']}")
         if metrics_ref is not None:
             self.metrics = ray.get(metrics_ref, timeout=STARTUP_TIMEOUT_S)
             if not self.metrics["enabled"]:
