@@ -44,6 +44,23 @@ def current_node_id() -> str:
     return "local"
 
 
+def open_fds(proc: psutil.Process) -> int:
+    """How many file descriptors a process has open (-1: unknown). Linux 6.2+ gives the count as
+    the size of ``/proc/<pid>/fd`` in microseconds; listing the folder (psutil's ``num_fds``, the
+    fallback) took ~17 ms with the 10,000 descriptors an agent host holds when it keeps a handle per
+    key, a stall of the host's event loop at every sample (lag p99 3-6 -> 11-20 ms in smoke runs)."""
+    try:
+        count = os.stat(f"/proc/{proc.pid}/fd").st_size
+    except OSError:
+        count = 0
+    if count > 0:
+        return count
+    try:
+        return proc.num_fds()
+    except (psutil.Error, AttributeError):  # pragma: no cover - not on every platform
+        return -1
+
+
 class ProcessSampler:
     """Samples the process it lives in. CPU % is over the interval since the previous sample
     (100 % = one full core)."""
@@ -72,9 +89,6 @@ class ProcessSampler:
             cpu = self._last_cpu
             rss = p.memory_info().rss
             threads = p.num_threads()
-            try:
-                fds = p.num_fds()
-            except (psutil.Error, AttributeError):  # pragma: no cover - not on every platform
-                fds = -1
+            fds = open_fds(p)
         collections = [s["collections"] for s in gc.get_stats()][:3] if self.inside else [-1, -1, -1]
         return (time.time_ns(), self.node_id, self.role, self.pid, cpu, rss, threads, fds, *collections)
