@@ -1,7 +1,8 @@
 """The ``raybench`` command line: a click group whose commands live in :mod:`raybench.commands`.
 
 Exit codes: 0 pass; 1 SLA failed or regression found; 2 usage or scenario error (one line, no
-traceback); 3 runtime failure (Ray, FUSE, disk); 130 interrupted (results so far kept and valid).
+traceback); 3 runtime failure (Ray, FUSE, disk) or an unexpected error; 4 inconclusive (a comparison
+whose data cannot reach its significance level); 130 interrupted (results so far kept and valid).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import click
 from raybench import __version__
 from raybench.errors import RuntimeFailure, UsageError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_RUNTIME, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_RUNTIME, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
 #: command name -> module in raybench.commands exposing ``command``; loaded on first use.
 COMMANDS: dict[str, str] = {
