@@ -8,6 +8,12 @@ whose data cannot reach its significance level); 130 interrupted (results so far
 from __future__ import annotations
 
 import importlib
+import os
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
 from typing import Any
 
 import click
@@ -59,6 +65,40 @@ class _LazyGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("raybench: interrupted", err=True)
             ctx.exit(EXIT_INTERRUPTED)
+        except BrokenPipeError:
+            # The reader went away (`raybench show RUN | head -1`): nothing more to say, as Unix
+            # tools do. Later writes and the interpreter's final flush go to /dev/null.
+            _silence_stdout()
+            ctx.exit(EXIT_OK)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            path = write_crash_report(exc)
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            click.echo(
+                f"raybench: unexpected error: {type(exc).__name__}: {first} (a bug in raybench; "
+                f"the full traceback is in {path})",
+                err=True,
+            )
+            ctx.exit(EXIT_RUNTIME)
+
+
+def write_crash_report(exc: BaseException) -> Path:
+    """Write ``exc``'s traceback, with the command line, to a new file in the temporary folder."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    fd, name = tempfile.mkstemp(prefix=f"raybench-error-{stamp}-", suffix=".txt")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(f"raybench {__version__}: {' '.join(sys.argv)}\n\n")
+        fh.write("".join(traceback.format_exception(exc)))
+    return Path(name)
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (click's test runner)
+        pass
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

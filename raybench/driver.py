@@ -6,6 +6,7 @@ it reads the rows the hosts wrote (through the aggregator's completed windows) a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import secrets
@@ -16,17 +17,33 @@ from pathlib import Path
 from typing import Any
 
 from raybench.errors import FuseUnavailable, RayFailure
+from raybench.interrupts import Interrupts
 from raybench.monitor import ProcessSampler
 from raybench.scenario import Scenario
 
 #: A window is judged this long after it ends (late flushes of the hosts arrive meanwhile).
 WINDOW_SETTLE_S = 1.5
-#: How often Ray restarts a dead agent host before the run goes on without it.
+#: How often Ray restarts a dead agent host before the run goes on without it (beyond the kills
+#: that ``--chaos`` plans: see :func:`restart_budget`).
 MAX_HOST_RESTARTS = 3
 #: Seconds to wait for actors to come up before giving up.
 STARTUP_TIMEOUT_S = 120.0
 
 Progress = Callable[[str], None]
+
+
+def planned_chaos_kills(sc: Scenario) -> int:
+    """How many kills ``--chaos`` makes at most: one every ``chaos_s`` of load, none in its last second."""
+    if not sc.chaos_s:
+        return 0
+    return max(0, math.ceil((sc.duration_s - 1.0) / sc.chaos_s) - 1)  # at chaos_s, 2 chaos_s, ... < duration - 1
+
+
+def restart_budget(sc: Scenario) -> int:
+    """Restarts allowed per agent host: :data:`MAX_HOST_RESTARTS` for real failures, plus every kill
+    that chaos plans (it may pick the same host each time), so chaos never uses up the budget it is
+    there to prove."""
+    return MAX_HOST_RESTARTS + (planned_chaos_kills(sc) if sc.chaos_target in ("hosts", "both") else 0)
 
 
 def _nodes() -> list[dict[str, Any]]:
@@ -52,8 +69,17 @@ def _nodes() -> list[dict[str, Any]]:
 class Driver:
     """State of one run in the driver process."""
 
-    def __init__(self, sc: Scenario, run_dir: Path, address: str | None, progress: Progress) -> None:
+    def __init__(
+        self,
+        sc: Scenario,
+        run_dir: Path,
+        address: str | None,
+        progress: Progress,
+        interrupts: Interrupts | None = None,
+    ) -> None:
         self.sc = sc
+        self.interrupts = interrupts
+        self.restart_budget = restart_budget(sc)
         self.run_dir = run_dir
         self.run_id = run_dir.name
         self.address = address
@@ -73,6 +99,7 @@ class Driver:
         self.resource_rows: list[tuple[Any, ...]] = []
         self.abort_reason: str | None = None
         self.t0 = 0
+        self.load_stopped_ns: int | None = None  # when the load was stopped before its planned end
         self._fault_state: dict[int, int] = {}
         self._handed = -1
         self._stopped = False
@@ -151,7 +178,7 @@ class Driver:
             self.hosts.append(
                 ray.remote(AgentHost)
                 .options(num_cpus=0, max_concurrency=1_000_000, enable_task_events=False,
-                         max_restarts=MAX_HOST_RESTARTS, max_task_retries=0,
+                         max_restarts=self.restart_budget, max_task_retries=0,
                          scheduling_strategy=Pin(node_id, soft=False))
                 .remote(h, agent_ids, scenario_dict, self.run_id, self.shards, self.experts, self.aggregator,
                         fuse_roots.get(node_id), node_id, token)
@@ -230,7 +257,7 @@ class Driver:
         self.t0 = t0
         ray.get(self.aggregator.set_t0.remote(t0))
         if self.sla is not None:
-            self.monitor = self.sla.monitor(t0_ns=t0, run_id=self.run_id)
+            self.monitor = self.sla.monitor(t0_ns=t0, run_id=self.run_id, stages_off=self.sc.stages_off())
         self.probe_refs = []
         if self.sc.fuse_probe_workers and self.fuse.get("enabled"):
             self.probe_refs = [
@@ -316,7 +343,7 @@ class Driver:
             deaths = self.host_deaths.setdefault(h, [])
             deaths.append(now)
             detail = {"host_id": h, "node_id": self.host_plan[h][0], "error": str(exc).splitlines()[0][:300]}
-            if now < end_ns and len(deaths) <= MAX_HOST_RESTARTS and not self._stopped:
+            if now < end_ns and len(deaths) <= self.restart_budget and not self._stopped:
                 self.event("actor_restart", **detail, epoch=len(deaths))
                 self.progress(f"agent host {h} died; restarting it (its agents resume)")
                 self.host_refs[h] = self.hosts[h].run.remote(self.t0, len(deaths))
@@ -434,24 +461,36 @@ class Driver:
         self.event("lost_requests", count=n, hosts=sorted(self.host_deaths))
         return n
 
+    def load_end_ns(self) -> int:
+        """The end of the load: planned, or when it was stopped early."""
+        planned = self.t0 + int(self.sc.duration_s * 1e9)
+        return min(planned, self.load_stopped_ns) if self.load_stopped_ns is not None else planned
+
+    def _deferred(self) -> contextlib.AbstractContextManager[None]:
+        return self.interrupts.deferred() if self.interrupts is not None else contextlib.nullcontext()
+
     def take_windows(self, upto: int) -> None:
+        """Judge every window up to ``upto`` not judged yet, each exactly once: a Ctrl-C or SIGTERM
+        arriving meanwhile is raised after the last of them (:mod:`raybench.interrupts`)."""
         import ray
 
         if upto <= self._handed:
             return
-        tables = ray.get(self.aggregator.take_windows.remote(upto))
-        # Every window up to the load's end is judged, empty ones too (no completion in a window is
-        # a measurement); after the load's end only windows that hold rows are shown.
-        n_load = math.ceil(self.sc.duration_s / self.sc.window_s)
-        last = max([min(upto, n_load - 1), *tables])
-        for k in range(self._handed + 1, last + 1):
-            table = tables.get(k)
-            if table is None:
-                if k >= n_load:
-                    continue
-                table = self._empty_requests()
-            self.on_window(k, table)
-        self._handed = max(upto if upto < n_load else last, self._handed)
+        with self._deferred():
+            tables = ray.get(self.aggregator.take_windows.remote(upto))
+            # Every window up to the load's end is judged, empty ones too (no completion in a window
+            # is a measurement); after the load's end only windows that hold rows are shown.
+            n_load = math.ceil(round((self.load_end_ns() - self.t0) / (self.sc.window_s * 1e9), 9))
+            last = max([min(upto, n_load - 1), *tables])
+            for k in range(self._handed + 1, last + 1):
+                table = tables.get(k)
+                if table is None:
+                    if k >= n_load:
+                        continue
+                    table = self._empty_requests()
+                self.on_window(k, table)
+                self._handed = k
+            self._handed = max(upto if upto < n_load else last, self._handed)
 
     def _empty_requests(self) -> Any:
         import pyarrow as pa
@@ -489,7 +528,7 @@ class Driver:
             warm = table.column("warmup").to_numpy(zero_copy_only=False)
             lat = table.column("latency_ms").to_numpy()[~warm]
         stat: dict[str, Any] = {"window": k, "count": int(lat.size), "p99_ms": percentile(lat, 99.0)}
-        load_end = self.t0 + int(self.sc.duration_s * 1e9)
+        load_end = self.load_end_ns()
         if self.monitor is not None and start < load_end:
             # Windows stop at the load's end, as in the offline evaluation (sla.split_windows):
             # the drain's completions after it belong to no window.
@@ -566,6 +605,10 @@ class Driver:
     # -- the end -------------------------------------------------------------------------------
 
     def stop_hosts(self, reason: str) -> None:
+        """Stop the load now (Ctrl-C, SIGTERM, an SLA abort): the hosts drain what is in flight."""
+        now = time.time_ns()
+        if self.t0 and now < self.t0 + int(self.sc.duration_s * 1e9) and self.load_stopped_ns is None:
+            self.load_stopped_ns = max(now, self.t0)
         self.event(reason, reason=self.abort_reason or reason)
         for h in self.hosts:
             h.stop.remote()

@@ -104,8 +104,10 @@ class RunData:
 
     def _summary(self) -> list[dict[str, Any]]:
         from raybench.summary import summarize as summarize_requests
+        from raybench.windows import load_span
 
-        return summarize_requests(self.requests.table, max(self.duration_s - self.warmup_s, 1e-9))
+        span = load_span(self.manifest, duration_s=self.duration_s, warmup_s=self.warmup_s, now_ns=self.t0_ns)
+        return summarize_requests(self.requests.table, span.measured_s)
 
     def all_col(self, col: str, dtype: Any = np.float64) -> np.ndarray:
         return self.requests.floats(col) if dtype is np.float64 else self.requests.ints(col)

@@ -209,6 +209,19 @@ class Scenario:
         """Hosts open their handles to the prefilled files before the load (see AgentHost.open_files)."""
         return self.fuse_open_ahead and self.fuse_prefill and not self.fuse_open_per_request and self.fuse_mode != "off"
 
+    def stages_off(self) -> dict[str, str]:
+        """Request stages this scenario switched off, each with the setting that did it: an SLA
+        threshold on such a stage is not applicable (it can have no data), not failed."""
+        off: dict[str, str] = {}
+        if self.fuse_mode == "off":
+            off["fuse"] = "fuse.mode = off"
+        weighted = [c for c in self.classes if c.weight > 0]
+        if not any(c.llm for c in weighted):
+            off["llm"] = "no request class has llm = true"
+        if not any(c.escalation > 0 for c in weighted):
+            off["expert"] = off["expert_queue"] = "no request class escalates (escalation = 0)"
+        return off
+
     @property
     def offered_rate(self) -> float:
         """Mean offered load over the run, requests per second (open loop; shape included)."""

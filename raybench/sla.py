@@ -26,6 +26,11 @@ Monitor rules (:class:`SlaMonitor`):
 Whole-run verdict (a row of ``sla.arrow``): the threshold evaluated on every non-warm-up row of the
 run (throughput over the span after the last window that held warm-up rows), and
 ``passed = whole-run verdict is True and no violation was declared in windows``.
+
+Not applicable: a threshold on a stage that the scenario switched off (``p99{stage=fuse}<5ms`` with
+``fuse.mode = off``, see :meth:`raybench.scenario.Scenario.stages_off`) can have no data by design.
+It is not judged in any window, and its row says ``applicable = False`` with the reason; it neither
+passes nor fails the run. No data for any other reason is ``passed = False`` (never a silent pass).
 """
 
 from __future__ import annotations
@@ -191,6 +196,7 @@ class SlaMonitor:
         settle_windows: int = 1,
         actions: Sequence[str] | Mapping[str, Sequence[str]] = ("record",),
         run_id: str = "",
+        stages_off: Mapping[str, str] | None = None,
     ) -> None:
         """
         Args:
@@ -203,6 +209,8 @@ class SlaMonitor:
             settle_windows: windows to wait before judging relative throughput (>= 0).
             actions: actions for every threshold, or a mapping from threshold id or expression to
                 its actions (thresholds not in it get ``("record",)``).
+            stages_off: stages the scenario switched off, each with the reason; thresholds scoped
+                to one of them are not applicable (see the module docstring).
 
         Raises:
             ValueError: a setting out of range.
@@ -221,6 +229,7 @@ class SlaMonitor:
         self.counting = counting
         self.settle_windows = settle_windows
         self.run_id = run_id
+        self.not_applicable = not_applicable(thresholds, stages_off or {})
         self._states: list[_State] = []
         for th in thresholds:
             if isinstance(actions, Mapping):
@@ -279,6 +288,8 @@ class SlaMonitor:
         out: list[Violation] = []
         for st in self._states:
             th = st.threshold
+            if th.id in self.not_applicable:
+                continue
             if th.metric == "throughput" and th.relative and (offered is None or th.scope):
                 self._count_intended(st, requests_window)
                 if judged:
@@ -332,6 +343,9 @@ class SlaMonitor:
         rows = []
         for st in self._states:
             th = st.threshold
+            if th.id in self.not_applicable:
+                rows.append(self._not_applicable_row(th))
+                continue
             if th.metric == "throughput" and span_ns is None:
                 obs = Observation(th.id, None, th.target, None, 0, "no windows observed")
             else:
@@ -353,9 +367,30 @@ class SlaMonitor:
                     "violated": violated,
                     "count": obs.count,
                     "note": obs.note,
+                    "applicable": True,
                 }
             )
         return rows
+
+    def _not_applicable_row(self, th: Threshold) -> dict[str, Any]:
+        why = self.not_applicable[th.id]
+        return {
+            "run_id": self.run_id,
+            "id": th.id,
+            "expression": th.expression,
+            "scope": th.scope_text,
+            "observed": None,
+            "target": th.target,
+            "passed": True,  # it does not fail the run; ``applicable`` says it was not judged
+            "windows_failed": 0,
+            "windows_total": 0,
+            "first_violation_ns": None,
+            "cumulative_passed": None,
+            "violated": False,
+            "count": 0,
+            "note": f"not applicable: {why}",
+            "applicable": False,
+        }
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -424,6 +459,23 @@ class SlaMonitor:
         return out
 
 
+def not_applicable(thresholds: Sequence[Threshold], stages_off: Mapping[str, str]) -> dict[str, str]:
+    """Threshold id -> why it is not applicable: it is scoped to a stage in ``stages_off``."""
+    out = {}
+    for th in thresholds:
+        stage = th.stage
+        if stage is not None and stage in stages_off:
+            out[th.id] = f"stage {stage} is off ({stages_off[stage]})"
+    return out
+
+
+def judged_verdict(rows: Sequence[Mapping[str, Any]]) -> bool | None:
+    """The run's SLA verdict from its ``sla`` rows: every applicable threshold passed; None when no
+    threshold was applicable."""
+    judged = [bool(r["passed"]) for r in rows if r.get("applicable", True)]
+    return all(judged) if judged else None
+
+
 def _filter_scope_count(th: Threshold, rows: pa.Table) -> int:
     from raybench.thresholds import _filter_requests
 
@@ -450,6 +502,7 @@ def evaluate_run(
     counting: str = "consecutive",
     settle_windows: int = 1,
     run_id: str = "",
+    stages_off: Mapping[str, str] | None = None,
 ) -> tuple[list[dict[str, Any]], list[Violation]]:
     """Replay a finished run through :class:`SlaMonitor` window by window (the offline verdict).
 
@@ -467,6 +520,7 @@ def evaluate_run(
         counting=counting,
         settle_windows=settle_windows,
         run_id=run_id,
+        stages_off=stages_off,
     )
     violations: list[Violation] = []
     for w in split_windows(requests, t0_ns, window_s, end_ns=end_ns):
@@ -513,7 +567,9 @@ def format_table(rows: list[dict[str, Any]], thresholds: Any) -> list[str]:
     body = []
     for r in rows:
         th = by_id[r["id"]]
-        if r["cumulative_passed"] is None:
+        if not r.get("applicable", True):
+            verdict = "n/a (stage off)"
+        elif r["cumulative_passed"] is None:
             verdict = "NO DATA"
         elif r["passed"]:
             verdict = "pass"

@@ -59,8 +59,8 @@ class SlaConfig:
     webhooks: tuple[WebhookConfig, ...] = ()
     rollback: RollbackConfig | None = None
 
-    def monitor(self, *, t0_ns: int, run_id: str = "") -> SlaMonitor:
-        """A fresh :class:`SlaMonitor` with these settings."""
+    def monitor(self, *, t0_ns: int, run_id: str = "", stages_off: Mapping[str, str] | None = None) -> SlaMonitor:
+        """A fresh :class:`SlaMonitor` with these settings (``stages_off``: see :class:`SlaMonitor`)."""
         return SlaMonitor(
             self.thresholds,
             t0_ns=t0_ns,
@@ -71,6 +71,7 @@ class SlaConfig:
             settle_windows=self.settle_windows,
             actions=self.actions,
             run_id=run_id,
+            stages_off=stages_off,
         )
 
     def to_manifest(self) -> dict[str, Any]:

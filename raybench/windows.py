@@ -3,10 +3,17 @@
 Window ``k`` of length ``W`` holds the requests whose ``ts_end_ns`` (completion) falls in
 ``[t0 + kW, t0 + (k+1)W)``, where ``t0`` is the load start. Warm-up requests are left out (as in
 every SLA figure). Scopes: ``all``, ``cls=<class>``, ``region=<region>``, ``node=<node id>``.
+
+:class:`LoadSpan` is the time the load ran: from ``t0`` to the planned end, or to the moment it
+was stopped early (Ctrl-C, SIGTERM, an SLA abort: the manifest's ``load_stopped_ns``). Every rate
+divides by the measured part of it (after the warm-up), never by the planned duration of a run that
+did not run that long.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -17,6 +24,54 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 _PS = (50.0, 90.0, 95.0, 99.0, 99.9)
+
+
+@dataclass(frozen=True)
+class LoadSpan:
+    """When a run's load ran (UTC ns): ``[start_ns, end_ns)``, the first ``warmup_s`` of it warm-up."""
+
+    start_ns: int
+    end_ns: int
+    planned_end_ns: int
+    warmup_s: float
+
+    @property
+    def stopped_early(self) -> bool:
+        """The load stopped before its planned end."""
+        return self.end_ns < self.planned_end_ns
+
+    @property
+    def ran_s(self) -> float:
+        """Seconds of load that ran, warm-up included."""
+        return max(self.end_ns - self.start_ns, 0) / 1e9
+
+    @property
+    def planned_s(self) -> float:
+        """Seconds of load planned, warm-up included."""
+        return max(self.planned_end_ns - self.start_ns, 0) / 1e9
+
+    @property
+    def measured_s(self) -> float:
+        """Seconds after the warm-up that ran: the divisor of every rate (at least 1 ns)."""
+        return max(self.ran_s - self.warmup_s, 1e-9)
+
+    def windows(self, window_s: float) -> int:
+        """How many windows of ``window_s`` the load that ran spans (at least 1)."""
+        return max(1, math.ceil(round((self.end_ns - self.start_ns) / (window_s * 1e9), 9)))
+
+
+def load_span(manifest: dict[str, Any], *, duration_s: float, warmup_s: float, now_ns: int = 0) -> LoadSpan:
+    """The :class:`LoadSpan` of a run from its manifest (or ``started.json``).
+
+    ``load_start_ns`` is the load's t0 (``now_ns`` when the run stopped before its load started);
+    the planned end is ``load_end_ns`` (else t0 + ``duration_s``); ``load_stopped_ns``, when the
+    load was stopped early, ends it there.
+    """
+    start = manifest.get("load_start_ns") or now_ns
+    planned = manifest.get("load_end_ns") or start + int(duration_s * 1e9)
+    stopped = manifest.get("load_stopped_ns")
+    end = min(planned, max(stopped, start)) if isinstance(stopped, int) else planned
+    return LoadSpan(int(start), int(end), int(planned), warmup_s)
 
 
 def window_index(ts_end_ns: np.ndarray, t0_ns: int, window_s: float) -> np.ndarray:

@@ -27,20 +27,20 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 _CLI = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); from raybench.cli import main; main()"
 
 
-def _start(out: Path, run_id: str) -> subprocess.Popen[str]:
+def _start(out: Path, run_id: str, *extra: str, duration: str = "60s") -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_AUTH_MODE": "disabled"}
     return subprocess.Popen(
         [sys.executable, "-c", _CLI, "run", "--preset", "smoke", "--agents", "200",
-         "--duration", "60s", "--out", str(out), "--run-id", run_id],
+         "--duration", duration, "--out", str(out), "--run-id", run_id, *extra],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
 
 
-def _wait_for_rows(run_dir: Path, timeout: float = 120.0) -> None:
+def _wait_for_rows(run_dir: Path, timeout: float = 120.0, rows: int = 100) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         stream = run_dir / "requests.arrows"
-        if stream.exists() and store.read_table(run_dir, "requests").num_rows > 100:
+        if stream.exists() and store.read_table(run_dir, "requests").num_rows > rows:
             return
         time.sleep(0.5)
     raise AssertionError("no request rows appeared")
@@ -57,7 +57,7 @@ def test_interrupt_finalizes_every_file_and_exits_130(tmp_path: Path, sig: int):
     proc = _start(tmp_path, "stopped")
     run_dir = tmp_path / "stopped"
     try:
-        _wait_for_rows(run_dir)
+        _wait_for_rows(run_dir, rows=300)  # 40 req/s: past the 3 s warm-up
         os.kill(proc.pid, sig)
         output, _ = proc.communicate(timeout=90)
     finally:
@@ -75,6 +75,49 @@ def test_interrupt_finalizes_every_file_and_exits_130(tmp_path: Path, sig: int):
     # the load stopped early: far fewer rows than 60 s of 200 req/s
     assert requests.num_rows < 200 * 40
     assert not _raybench_mounts("stopped")
+    # ... and its rates and its verdict are over the time that ran, not the 57 s planned
+    stopped = manifest["load_stopped_ns"]
+    measured_s = (stopped - manifest["load_start_ns"]) / 1e9 - 3.0  # smoke's warm-up
+    assert 2 < measured_s < 50
+    overall = manifest["summary"][0]
+    assert overall["throughput"] == pytest.approx(overall["count"] / measured_s)
+    verdict = next(line for line in output.splitlines() if line.startswith("SLA: "))
+    assert "s of 60 s planned: the run was interrupted)" in verdict, verdict
+
+
+def _load_start(run_dir: Path, timeout: float = 120.0) -> int:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        started = run_dir / "started.json"
+        if started.exists():
+            t0 = json.loads(started.read_text()).get("load_start_ns")
+            if t0:
+                return int(t0)
+        time.sleep(0.1)
+    raise AssertionError("the load never started")
+
+
+@pytest.mark.parametrize("at_s", [6.5, 20.0])
+def test_sigterm_at_a_window_boundary_exits_130_with_every_file(tmp_path: Path, at_s: float):
+    """SIGTERM when the driver judges 1 s windows (each 1.5 s after it ends), and at the load's end:
+    exit 130, every file final, each window judged once (the run used to end in a ValueError)."""
+    proc = _start(tmp_path, "edge", "--set", "run.window=1s", "--set", "sla.window=1s", duration="20s")
+    run_dir = tmp_path / "edge"
+    try:
+        t0 = _load_start(run_dir)
+        time.sleep(max(0.0, t0 / 1e9 + at_s - time.time()))
+        os.kill(proc.pid, signal.SIGTERM)
+        output, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, output[-3000:]
+    assert "Traceback" not in output and "ValueError" not in output, output[-3000:]
+    manifest = store.load_manifest(run_dir)
+    assert manifest["status"] == "interrupted"
+    assert not list(run_dir.glob("*.arrows"))
+    assert store.read_table(run_dir, "requests").num_rows == manifest["files"]["requests"] > 0
+    assert not _raybench_mounts("edge")
 
 
 def _node_folders(run_id: str) -> set[Path]:
@@ -144,6 +187,28 @@ def test_chaos_kills_hosts_they_restart_and_no_request_goes_missing(ray_local, t
     outcomes = Counter(requests.column("outcome").cast(pa.string()).to_pylist())
     assert outcomes["ok"] + outcomes["denied"] > 0.5 * requests.num_rows  # the rest of the run is intact
     assert len(set(requests.column("request_id").to_pylist())) == requests.num_rows
+
+
+def test_chaos_with_more_kills_than_restarts_keeps_every_host(ray_local, tmp_path: Path):
+    """One host, killed by chaos every 3 s of a 16 s load: four kills, one more than
+    MAX_HOST_RESTARTS. The budget grows with the planned kills, so the host always comes back."""
+    from collections import Counter
+
+    from raybench import scenario
+    from raybench.driver import MAX_HOST_RESTARTS
+    from raybench.run import execute
+
+    sc = scenario.load(
+        preset="smoke",
+        overrides={"run.agents": 100, "run.hosts": 1, "run.duration": "16s", "run.warmup": "1s",
+                   "run.chaos": "3s", "fuse.mode": "off"},
+    )  # fmt: skip
+    result = execute(sc, out=tmp_path, run_id="chaos4")
+    kinds = Counter(store.read_table(result.run_dir, "events").column("kind").to_pylist())
+    assert kinds["chaos_kill"] > MAX_HOST_RESTARTS, kinds
+    assert kinds["host_failed"] == 0 and result.status == "completed", (kinds, result.manifest.get("error"))
+    # every kill was restarted (a resumed call that finds the actor still restarting counts once more)
+    assert result.manifest["host_restarts"]["0"] >= kinds["chaos_kill"]
 
 
 def test_chaos_on_fuse_servers_remounts_and_requests_recover(ray_local, tmp_path: Path):

@@ -5,11 +5,13 @@ Thresholds and monitor settings default to those recorded in the run's manifest
 verdicts come from :func:`raybench.sla.evaluate_run`, the same code the live monitor runs. Nothing is
 written into the run folder unless ``--write`` (then ``sla.arrow``, atomically).
 
-Exit code: 0 every threshold passes, 1 any fails (no data is a failure), 2 bad expression or folder.
+Exit code: 0 every threshold passes, 1 any fails (no data is a failure, unless the threshold's stage
+is off in the run's scenario: then it is not applicable), 2 bad expression or folder.
 """
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import click
@@ -60,6 +62,17 @@ def command(ctx: click.Context, run: Path, exprs: tuple[str, ...], window: str |
     if not isinstance(t0, int):
         raise ResultsError(f"{run}: manifest has no load_start_ns (the load start, UTC ns)")
     end = manifest.get("load_end_ns")
+    stopped = manifest.get("load_stopped_ns")  # a load stopped early: its windows end there
+    if isinstance(stopped, int) and isinstance(end, int):
+        end = min(end, stopped)
+    stages_off: dict[str, str] = {}
+    if isinstance(manifest.get("scenario"), dict):
+        from raybench.scenario import Scenario
+
+        # the stages need the load's tables only (the recorded [sla] table is redacted)
+        load_tables = {k: v for k, v in manifest["scenario"].items() if k != "sla"}
+        with contextlib.suppress(ScenarioError):  # unknown stages: every threshold is judged
+            stages_off = Scenario.from_dict(load_tables).stages_off()
     requests = store.read_table(run, "requests")
     resources = store.read_table(run, "resources")
     rows, _violations = sla.evaluate_run(
@@ -74,6 +87,7 @@ def command(ctx: click.Context, run: Path, exprs: tuple[str, ...], window: str |
         counting=cfg.counting,
         settle_windows=cfg.settle_windows,
         run_id=str(manifest.get("run_id", "")),
+        stages_off=stages_off,
     )
     for line in format_table(rows, thresholds):
         click.echo(line)
@@ -83,5 +97,7 @@ def command(ctx: click.Context, run: Path, exprs: tuple[str, ...], window: str |
         store.write_table(run, "sla", data)
         click.echo(f"wrote {Path(run) / 'sla.arrow'}")
     failed = sum(1 for r in rows if not r["passed"])
-    click.echo(f"{len(rows) - failed}/{len(rows)} thresholds pass")
+    off = sum(1 for r in rows if not r["applicable"])
+    note = f" ({off} not applicable: their stage is off)" if off else ""
+    click.echo(f"{len(rows) - failed - off}/{len(rows) - off} thresholds pass{note}")
     ctx.exit(1 if failed else 0)
