@@ -6,12 +6,15 @@ crash loses nothing already received. For live monitoring the aggregator also ke
 windows that are still open (window ``k`` holds requests whose ``ts_end_ns`` falls in
 ``[t0 + kW, t0 + (k+1)W)``) until the driver takes them with ``take_windows``; rows that arrive for
 a window already taken are counted as late (the offline evaluation still sees them in the files).
-At the end, ``finalize`` rewrites every stream into its ``.arrow`` file. With ``run.metrics`` on,
+At the end, ``finalize`` rewrites every stream into its ``.arrow`` file. The age of each host
+flush's oldest row on arrival (``flush_age_ms``) tells whether rows queue on their way here, a
+sign of a saturated harness (:mod:`raybench.harness`). With ``run.metrics`` on,
 every ``requests`` batch also feeds the live Prometheus metrics (``raybench.metrics``).
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,7 @@ class Aggregator:
         self.taken_upto = -1  # windows <= this were handed to the driver
         self.late_rows = 0
         self.batches = 0
+        self.flush_ages_ms: list[float] = []  # per host flush: now − its oldest row's ts_end, on arrival
         self._sampler: Any = None
         self.live: Any = None  # raybench.metrics.LiveMetrics while metrics are on
         self.metrics_error: str | None = None
@@ -62,7 +66,12 @@ class Aggregator:
         Arrow batch is built here, off the hosts' event loops."""
         from raybench.recording import to_batch
 
-        return self.write("requests", to_batch(packed))
+        batch = to_batch(packed)
+        if batch.num_rows:
+            import pyarrow.compute as pc
+
+            self.flush_ages_ms.append((time.time_ns() - pc.min(batch.column("ts_end_ns")).as_py()) / 1e6)
+        return self.write("requests", batch)
 
     def start_metrics(self, host: str | None = None) -> dict[str, Any]:
         """Turn on the live metrics if this node's metrics agent answers (at ``host``, default the
@@ -127,7 +136,12 @@ class Aggregator:
             if (self.run_dir / f"{table}.arrows").exists():
                 rows[table] = store.finalize_stream(self.run_dir, table)
                 (self.run_dir / f"{table}.arrows").unlink()
-        out: dict[str, Any] = {"rows": rows, "late_rows": self.late_rows, "batches": self.batches}
+        out: dict[str, Any] = {
+            "rows": rows,
+            "late_rows": self.late_rows,
+            "batches": self.batches,
+            "flush_age_ms": flush_age(self.flush_ages_ms),
+        }
         if self.live is not None:  # let Ray export the last rows' metrics before the actor is killed
             out["metrics"] = {"rows": self.live.rows, "settle_s": round(self.live.settle(), 3)}
         if self.metrics_error:
@@ -140,3 +154,15 @@ class Aggregator:
         if self._sampler is None:
             self._sampler = ProcessSampler("aggregator")
         return self._sampler.sample()
+
+
+def flush_age(ages_ms: list[float]) -> dict[str, Any]:
+    """How old the host flushes' oldest rows were on arrival: count, p50, p99 and max (ms; null
+    without flushes)."""
+    from raybench.stats import percentiles
+
+    if not ages_ms:
+        return {"flushes": 0, "p50": None, "p99": None, "max": None}
+    ps = percentiles(ages_ms, (50.0, 99.0))
+    top = max(ages_ms)
+    return {"flushes": len(ages_ms), "p50": round(ps[50.0], 3), "p99": round(ps[99.0], 3), "max": round(top, 3)}

@@ -10,7 +10,6 @@ process that started it.
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -64,7 +63,8 @@ def finalize_folder(
         run_dir: the run folder (has ``started.json``).
         status: completed | interrupted | aborted | failed.
         error: what went wrong, or None.
-        extra: more manifest keys (hosts, shards, experts, fuse, late_rows, sla verdict...).
+        extra: more manifest keys (hosts, shards, experts, fuse, late_rows, flush_age_ms, sla
+            verdict...); the ``harness`` section is judged from the rows and these.
         sla_rows: rows of ``sla.arrow`` to write, if any.
     """
     import pyarrow as pa
@@ -77,17 +77,18 @@ def finalize_folder(
         if stream.exists():
             store.finalize_stream(run_dir, table)
             stream.unlink()
-    t0 = base.get("load_start_ns") or time.time_ns()
+    span = windows.load_span(
+        {**base, **(extra or {})}, duration_s=sc.duration_s, warmup_s=sc.warmup_s, now_ns=time.time_ns()
+    )
     requests = store.read_table(run_dir, "requests")
-    n_windows = max(1, math.ceil(sc.duration_s / sc.window_s))
-    win_rows = windows.compute(requests, base["run_id"], t0, sc.window_s, n_windows)
+    win_rows = windows.compute(requests, base["run_id"], span.start_ns, sc.window_s, span.windows(sc.window_s))
     if win_rows:
         store.write_table(run_dir, "windows", pa.Table.from_pylist(win_rows))
     if sla_rows:
         store.write_table(run_dir, "sla", pa.Table.from_pylist(sla_rows))
-    span = max(sc.duration_s - sc.warmup_s, 1e-9)
-    summary_rows = summary.summarize(requests, span)
-    resource_rows = summary.resource_growth(store.read_table(run_dir, "resources"))
+    summary_rows = summary.summarize(requests, span.measured_s)
+    resources = store.read_table(run_dir, "resources")
+    resource_rows = summary.resource_growth(resources)
     files = {t: _count_rows(run_dir / f"{t}.arrow") for t in TABLES if (run_dir / f"{t}.arrow").exists()}
     manifest: dict[str, Any] = {
         **base,
@@ -97,10 +98,32 @@ def finalize_folder(
         "files": files,
         "summary": summary_rows,
         "resources": resource_rows,
+        "harness": harness_section(sc, requests, resources, extra or {}),
         **(extra or {}),
     }
     store.write_json_atomic(run_dir / store.MANIFEST, manifest)
     return manifest
+
+
+def harness_section(sc: Scenario, requests: Any, resources: Any, extra: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's ``harness`` section: the one ``extra`` (or a manifest) holds already, else
+    :func:`raybench.harness.judge` of the rows and what the run's driver knew (``flush_age_ms``,
+    ``late_rows``, ``lost_requests``; a recovered run lacks them: those bounds are listed as
+    unchecked). The one place a run's harness is judged (``raybench show`` uses it for old folders)."""
+    from raybench import harness
+
+    if "harness" in extra:
+        return dict(extra["harness"])
+    age = (extra.get("flush_age_ms") or {}).get("p99")
+    verdict = harness.judge(
+        requests,
+        resources,
+        flush_interval_s=sc.flush_interval_s,
+        flush_age_p99_ms=float(age) if age is not None else None,
+        late_rows=extra.get("late_rows"),
+        lost_requests=int(extra.get("lost_requests") or 0),
+    )
+    return verdict.to_manifest()
 
 
 def recover(run_dir: Path) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from raybench import plots
+from raybench.harness import format_harness
 from raybench.report_data import STAGES, RunData, cdf_points, load, per_window, sla_lines, stage_means, window_series
 from raybench.report_html import format_ms, img, kv, mib, note, num, page, pct, table
 from raybench.stats import percentiles, summarize
@@ -77,6 +78,7 @@ def _facts(run: RunData) -> list[tuple[str, Any]]:
         ("arrivals", "closed loop (hides queueing)" if m.get("closed_loop") else "open loop"),
         ("nodes", num(len((m.get("cluster") or {}).get("nodes") or []), "{:,}")),
         ("versions", ", ".join(f"{k} {v}" for k, v in (m.get("versions") or {}).items())),
+        ("harness", format_harness(m.get("harness")).removeprefix("harness: ")),
     ]
     return facts
 

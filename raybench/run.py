@@ -22,20 +22,21 @@ import json
 import math
 import os
 import platform
-import signal
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from raybench import __version__, priority, store
+from raybench import __version__, capacity, priority, store
 from raybench.driver import Driver, Progress
 from raybench.errors import RayFailure
 from raybench.finalize import finalize_folder, utc, write_started
+from raybench.interrupts import Interrupts
 from raybench.priority import DriverPriority
 from raybench.scenario import Scenario
 from raybench.schema import SCHEMA_VERSION, schema
+from raybench.sla import judged_verdict
 
 #: Seconds between the hosts being told to start and the load's t0 (all hosts start together).
 START_MARGIN_S = 1.5
@@ -46,7 +47,7 @@ class RunResult:
     """What a finished (or stopped) run left behind."""
 
     run_dir: Path
-    status: str  # completed | interrupted | aborted | failed
+    status: str  # completed | degraded | interrupted | aborted | failed
     manifest: dict[str, Any]
     summary_rows: list[dict[str, Any]] = field(default_factory=list)
     resource_rows: list[dict[str, Any]] = field(default_factory=list)
@@ -146,10 +147,6 @@ def _versions() -> dict[str, str]:
     }
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def execute(
     scenario: Scenario,
     *,
@@ -176,7 +173,9 @@ def execute(
     started_ns = time.time_ns()
     owns_ray = connect(address, ship_code=ship_code, metrics=scenario.metrics, metrics_port=metrics_port)
     run_dir = store.create_run_dir(out, run_id)
-    drv = Driver(scenario, run_dir, address, say)
+    interrupts = Interrupts()
+    drv = Driver(scenario, run_dir, address, say, interrupts)
+    found = capacity.findings(scenario)  # the scenario's own limits, known before anything runs
     base: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
@@ -188,6 +187,7 @@ def execute(
         "expected_requests": scenario.offered_rate * scenario.duration_s,
         "scenario": scenario.to_dict(),
         "sla_settings": drv.sla.to_manifest() if drv.sla is not None else None,
+        "scenario_capacity": [f.to_dict() for f in found],
         "versions": _versions(),
     }
     write_started(run_dir, base)
@@ -195,10 +195,12 @@ def execute(
     at_once = False
     prio: DriverPriority | None = None
     host_results: list[dict[str, Any]] = []
-    previous_sigterm = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    interrupts.install()
     try:
         say(f"starting actors: {scenario.agents:,} agents, {scenario.shards} shards, {scenario.experts} experts")
+        for f in found:
+            if f.over:
+                say(capacity.format_finding(f))
         drv.start_actors(plan_hosts)
         # the driver's own work must not preempt the processes it measures (raybench.priority)
         nices = [i["nice"] for i in drv.host_info if i["node_id"] == drv.head]
@@ -224,7 +226,6 @@ def execute(
             status = "aborted" if drv.abort_reason else "completed"
         except KeyboardInterrupt:
             say("interrupted: stopping agents and draining (Ctrl-C again to exit at once)")
-            signal.signal(signal.SIGINT, signal.default_int_handler)
             drv.stop_hosts("interrupt")
             status = "interrupted"
             refs = list(drv.host_refs.values())
@@ -239,6 +240,8 @@ def execute(
         failed = sorted(set(range(len(drv.hosts))) - set(drv.host_results))
         if failed:
             error = f"agent host(s) {failed} failed for good; their agents stopped early"
+            if status == "completed":
+                status = "degraded"
         host_results = [drv.host_results[h] for h in sorted(drv.host_results)]
         lost = drv.lost = drv.account_lost()
         if lost:
@@ -261,7 +264,7 @@ def execute(
         if not isinstance(exc, RuntimeError | OSError):
             raise
     finally:
-        signal.signal(signal.SIGTERM, previous_sigterm)
+        interrupts.restore()
         if prio is not None:
             prio.restore()
         try:
@@ -283,10 +286,10 @@ def _finish(
     """Flush events, finalize the streams, judge the whole run, write the manifest."""
     import ray
 
-    late = 0
+    late, flush_age = 0, None
     try:
         closed: Any = ray.get(drv.aggregator.finalize.remote(), timeout=600)
-        late = closed["late_rows"]
+        late, flush_age = closed["late_rows"], closed.get("flush_age_ms")
         drv.metrics |= closed.get("metrics", {})
     except Exception as exc:  # aggregator gone: finalize_folder rewrites whatever streams are left
         error = error or f"the aggregator failed: {str(exc).splitlines()[0][:200]}"
@@ -300,21 +303,22 @@ def _finish(
         for v in drv.monitor.late_violations:
             drv.on_violation(v)
         drv.wait_actions()
-        judged = [r["passed"] for r in sla_rows]
-        verdict = all(judged) if judged else None
+        verdict = judged_verdict(sla_rows)
     extra = {
         "hosts": host_results,
         **drv.collect_stats(),
         "fuse": drv.fuse,
         "metrics": drv.metrics,
         "late_rows": late,
+        "flush_age_ms": flush_age,  # with late_rows and the rows: the manifest's `harness` (finalize)
         "driver_priority": prio.to_manifest() if prio is not None else None,
         # restarts, not deaths: a death after the load, or past MAX_HOST_RESTARTS, is host_failed
         "host_restarts": dict(Counter(str(json.loads(d)["host_id"]) for _, k, d in drv.events if k == "actor_restart")),
         "lost_requests": drv.lost,
+        "load_stopped_ns": drv.load_stopped_ns,
         "abort_reason": drv.abort_reason,
         "sla": {"verdict": verdict, "thresholds": [
-            {k: r[k] for k in ("id", "observed", "target", "passed", "windows_failed", "windows_total")}
+            {k: r[k] for k in ("id", "observed", "target", "passed", "applicable", "windows_failed", "windows_total")}
             for r in sla_rows
         ]},
     }  # fmt: skip

@@ -129,6 +129,10 @@ def test_manifest_agrees_with_the_files(big_run):
     roles = set(store.read_table(result.run_dir, "resources").column("role").cast(pa.string()).to_pylist())
     assert {"driver", "host", "shard", "experts", "aggregator"} <= roles
     assert not list(result.run_dir.glob("*.arrows")) and not list(result.run_dir.glob(".*tmp"))
+    # the run judged its own harness (raybench.harness) and recorded its scenario's limits
+    assert m["harness"]["status"] in ("ok", "saturated")
+    assert m["flush_age_ms"]["flushes"] > 0 and "late_rows" not in m["harness"]["unchecked"]
+    assert m["scenario_capacity"][0]["resource"] == "expert pool" and not m["scenario_capacity"][0]["over"]
     warm = _col(t, "warmup")
     intended = _col(t, "ts_intended_ns")
     assert np.array_equal(warm, intended < m["load_start_ns"] + int(WARMUP * 1e9))
@@ -172,6 +176,7 @@ def test_an_undersized_expert_pool_queues(ray_local, tmp_path):
     assert q.size > 5
     assert np.median(q) > 100  # ~16 escalations/s of ~850 ms on 2 experts: a growing queue
     assert result.manifest["experts"]["max_queue"] > 5
+    assert result.manifest["scenario_capacity"][0]["over"]  # known before the run: raybench.capacity
 
 
 def test_cli_run_prints_the_run_folder_last_and_show_reads_it(ray_local, tmp_path):
@@ -185,8 +190,10 @@ def test_cli_run_prints_the_run_folder_last_and_show_reads_it(ray_local, tmp_pat
     last = res.output.strip().splitlines()[-1]
     assert Path(last) == tmp_path / "cli"
     assert "cls=safe" in res.output
+    assert any(line.startswith("harness: ") for line in res.output.splitlines())
     shown = runner.invoke(cli, ["show", last])
     assert shown.exit_code == 0, shown.output
+    assert "harness: " in shown.output
     # show recomputes the same table from the files
     table_lines = [line for line in res.output.splitlines() if line.startswith(("all ", "cls="))]
     assert table_lines and all(line in shown.output for line in table_lines)

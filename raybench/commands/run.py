@@ -68,9 +68,26 @@ def _overrides(kw: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def verdict_line(result: Any, sc: scn.Scenario) -> str:
+    """``SLA: PASS`` or ``SLA: FAIL``, saying what the verdict covers when the load did not run as
+    planned (stopped early, or part of the fleet failed for good)."""
+    from raybench.windows import load_span
+
+    text = f"SLA: {'PASS' if result.verdict else 'FAIL'}"
+    span = load_span(result.manifest, duration_s=sc.duration_s, warmup_s=sc.warmup_s)
+    if span.stopped_early:
+        text += f" (over {span.ran_s:.1f} s of {span.planned_s:g} s planned: the run was {result.status})"
+    elif result.status == "degraded":
+        text += " (covers only what ran: agent hosts failed for good and their agents stopped early)"
+    elif result.status != "completed":
+        text += f" (the run was {result.status})"
+    return text
+
+
 def _execute(sc: scn.Scenario, kw: dict[str, Any]) -> None:
     from raybench import run as engine
     from raybench import store
+    from raybench.harness import format_harness, verdict_note
     from raybench.summary import format_resources, format_summary
 
     if kw.get("run_id"):
@@ -105,6 +122,7 @@ def _execute(sc: scn.Scenario, kw: dict[str, Any]) -> None:
         click.echo(line)
     for line in format_resources(result.resource_rows):
         click.echo(line)
+    click.echo(format_harness(m.get("harness")))
     fuse = m.get("fuse", {})
     click.echo("FUSE: " + ("on" if fuse.get("enabled") else f"off ({fuse.get('reason', 'n/a')})"))
     if sc.metrics:
@@ -119,7 +137,7 @@ def _execute(sc: scn.Scenario, kw: dict[str, Any]) -> None:
         for line in format_table(result.sla_rows, ths):
             click.echo(line)
     if result.verdict is not None:
-        click.echo(f"SLA: {'PASS' if result.verdict else 'FAIL'}")
+        click.echo(verdict_line(result, sc) + verdict_note(m.get("harness")))
     regression = False
     if baseline_dir is not None and result.status in ("completed", "aborted"):
         from raybench.compare import compare_runs, comparison_path, format_comparison, write_comparison
@@ -132,7 +150,7 @@ def _execute(sc: scn.Scenario, kw: dict[str, Any]) -> None:
     click.echo(str(result.run_dir))
     if result.status == "interrupted":
         sys.exit(EXIT_INTERRUPTED)
-    if result.status == "failed":
+    if result.status in ("failed", "degraded"):
         sys.exit(EXIT_RUNTIME)
     failed = result.verdict is False or result.status == "aborted" or regression
     sys.exit(EXIT_FAILED if failed else EXIT_OK)

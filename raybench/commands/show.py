@@ -25,13 +25,25 @@ def command(run_dir: Path) -> None:
     from raybench.scenario import Scenario
 
     scenario = Scenario.from_dict(sc)
+    from raybench.windows import load_span
+
     requests = store.read_table(run_dir, "requests")
-    span = max(scenario.duration_s - scenario.warmup_s, 1e-9)
+    span = load_span(manifest, duration_s=scenario.duration_s, warmup_s=scenario.warmup_s)
+    ran = f"{scenario.duration_s:g}s"
+    if span.stopped_early:
+        ran = f"{span.ran_s:.1f}s of {ran} planned"
     click.echo(
-        f"{manifest['run_id']}: {scenario.name}, {scenario.agents:,} agents, {scenario.duration_s:g}s, "
+        f"{manifest['run_id']}: {scenario.name}, {scenario.agents:,} agents, {ran}, "
         f"status {manifest['status']}, started {manifest['started_utc']}"
     )
-    for line in summary.format_summary(summary.summarize(requests, span)):
+    for line in summary.format_summary(summary.summarize(requests, span.measured_s)):
         click.echo(line)
     for line in summary.format_resources(summary.resource_growth(store.read_table(run_dir, "resources"))):
         click.echo(line)
+    from raybench.finalize import harness_section
+    from raybench.harness import format_harness
+
+    section = manifest.get("harness")
+    if section is None:  # a folder from before harness checks: judged from its files now
+        section = harness_section(scenario, requests, store.read_table(run_dir, "resources"), manifest)
+    click.echo(format_harness(section))

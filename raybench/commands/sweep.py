@@ -44,8 +44,10 @@ def command(
     """Run the scenario at each fleet size and write OUT/SWEEP_ID/sweep.arrow (one row per size).
 
     Prints one line per size, how latency, throughput, memory and CPU grow with agents (least-squares
-    slopes), the size where the SLA breaks and a capacity recommendation; the last line is the sweep
-    folder. Exit 0 when every run finished, 3 when one failed, 130 when interrupted.
+    slopes), the size where the SLA breaks, what it hit (raybench's harness, or a system resource such
+    as the expert pool) and a capacity recommendation; the last line is the sweep folder. No size is
+    run above one whose harness saturated. Exit 0 when every run finished, 3 when one failed, 130 when
+    interrupted.
     """
     from raybench import scenario as scn
     from raybench import sweep
