@@ -3,11 +3,19 @@
 * :func:`probe` says whether FUSE can be used here, and if not, exactly why (one line).
 * :class:`Mount` starts ``python -m fuse_bench.serve`` in a child process, returns once the mount
   is live, and unmounts with ``fusermount -u`` (then a lazy ``-uz``) before killing the child.
-* :func:`cleanup_stale` unmounts raybench mounts whose filesystem process is gone (killed).
+* :func:`cleanup_stale` unmounts raybench mounts whose filesystem process is gone (killed), and
+  removes the folders and logs left by mounts already gone.
 * :func:`private_mountpoint` makes a fresh mountpoint inside a new 0700 folder.
 
 A raybench mount is recognised in ``/proc/self/mountinfo`` by its type ``fuse.raybench`` and its
 source ``raybench-<pid>``, where pid is the filesystem process. No mount uses ``allow_other``.
+
+Mounts use libfuse's ``auto_unmount``, and each :class:`Mount` holds a copy of the socket that
+fusermount's watchdog waits on (:mod:`fuse_bench.serve`): a mount whose filesystem process and
+owner are both killed goes away within milliseconds, with no clean-up call; while the owner lives,
+a killed filesystem process leaves its dead mount for the owner's ``stop``. What no unmount
+removes (the mountpoint folder, the log beside it) is removed by the next :func:`cleanup_stale`,
+which finds it by the server pid this module writes at the top of every log.
 """
 
 from __future__ import annotations
@@ -17,8 +25,11 @@ import ctypes.util
 import errno
 import importlib.util
 import os
+import re
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -37,6 +48,12 @@ UNMOUNT_TIMEOUT_S = 10.0
 #: Seconds the filesystem process gets to exit after its mount is gone, before SIGKILL.
 EXIT_GRACE_S = 5.0
 _POLL_S = 0.01
+#: Seconds ``start`` waits, once mounted, for the filesystem process's copy of the watchdog socket.
+KEEPER_TIMEOUT_S = 5.0
+#: The first line of every filesystem process's log, written by :class:`Mount` right after the
+#: start: :func:`cleanup_stale` reads the pid to tell a dead server's leftovers from a live one's.
+_LOG_HEADER = "fuse_bench.mount: server pid={pid} owner pid={owner}\n"
+_LOG_HEADER_RE = re.compile(rb"^fuse_bench\.mount: server pid=(\d+) ", re.MULTILINE)
 
 
 def probe(backend: str = "fusepy") -> str | None:
@@ -144,12 +161,53 @@ def _unmount(mountpoint: str, backend: str = "fusepy") -> bool:
     return False
 
 
-def cleanup_stale() -> list[str]:
-    """Unmount raybench mounts whose filesystem process is dead; return their mountpoints.
+def _logged_server_pid(log: Path) -> int | None:
+    """The filesystem process's pid from a log's header (:data:`_LOG_HEADER`); None without one."""
+    try:
+        with open(log, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return None
+    match = _LOG_HEADER_RE.search(head)
+    return int(match.group(1)) if match else None
 
-    Mounts of live raybench filesystem processes (other runs, other users of this machine) are
-    left alone. A mountpoint folder left empty inside a ``raybench-fuse-*`` temporary folder is
-    removed too.
+
+def _leftover_logs() -> list[Path]:
+    """Candidate logs of filesystem processes in the temporary folder: ``<mnt>.log`` beside a
+    mountpoint in a ``raybench-*`` folder (:func:`~fuse_bench.serve.log_path`), and the
+    ``raybench-fuse-*.log`` files of mountpoints elsewhere."""
+    # Never stat or list a mountpoint: a FUSE mount whose server hangs would hang this call too.
+    # Listing a raybench folder only reads names; it is the entries that could be mounts.
+    mounted = {m.mountpoint for m in mounts()}
+    logs: list[Path] = []
+    with contextlib.suppress(OSError):
+        for entry in Path(tempfile.gettempdir()).glob("raybench-*"):
+            if str(entry) in mounted:
+                continue
+            with contextlib.suppress(OSError):  # another user's folder, or one removed meanwhile
+                if entry.is_symlink():
+                    continue
+                if entry.is_dir():
+                    logs += (p for p in entry.glob("*.log") if str(p) not in mounted and p.is_file())
+                elif entry.name.startswith("raybench-fuse-") and entry.suffix == ".log":
+                    logs.append(entry)
+    return logs
+
+
+def cleanup_stale() -> list[str]:
+    """Remove what raybench mounts whose filesystem process is dead left behind; return the
+    mountpoints concerned.
+
+    * Mounts still there (a dead mount whose owner lives, or one from before ``auto_unmount``):
+      unmounted, then their folder removed (:func:`~fuse_bench.serve.remove_mount_dirs`).
+    * Mounts already gone (fusermount's watchdog unmounted them after the filesystem process and
+      its owner were killed): the mountpoint folder, the log beside it and the raybench folder
+      around them are removed; a ``raybench-fuse-*.log`` in the temporary folder is deleted. They
+      are found by the server pid in the log's header, so a log without one (a mount still
+      starting) is left alone.
+
+    Anything of a live raybench filesystem process (other runs, other users of this machine) is
+    left alone, as are folders that are not empty (rmdir and unlink only).
     """
     removed = []
     for m in raybench_mounts():
@@ -159,6 +217,26 @@ def cleanup_stale() -> list[str]:
         if _unmount(m.mountpoint):
             removed.append(m.mountpoint)
             remove_mount_dirs(Path(m.mountpoint))
+    # After the mounts: one unmounted just now has left its log too, and is handled here as well
+    # when the rmdir above found its folder not yet empty.
+    current = raybench_mounts()
+    sources = {m.source for m in current}
+    mountpoints = {m.mountpoint for m in current}
+    tmp = Path(tempfile.gettempdir())
+    for log in _leftover_logs():
+        pid = _logged_server_pid(log)
+        if pid is None or _server_alive(pid) or f"{FSNAME_PREFIX}{pid}" in sources:
+            continue
+        if log.parent == tmp:  # a mountpoint outside raybench folders: only the log is ours
+            with contextlib.suppress(OSError):
+                log.unlink()
+            continue
+        mnt = log.parent / log.name.removesuffix(".log")
+        if str(mnt) in mountpoints:  # something else is mounted there now: not ours to touch
+            continue
+        remove_mount_dirs(mnt)
+        if not log.exists() and str(mnt) not in removed:
+            removed.append(str(mnt))
     return removed
 
 
@@ -176,6 +254,21 @@ def _new_log(mnt: Path) -> tuple[int, Path]:
         return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), path
     fd, log = tempfile.mkstemp(prefix="raybench-fuse-", suffix=".log")
     return fd, Path(log)
+
+
+def _receive_fd(sock: socket.socket, timeout: float) -> int | None:
+    """One descriptor sent over ``sock`` with SCM_RIGHTS, close-on-exec so that no child of this
+    process keeps it (and with it a dead mount) alive; None on end-of-file or timeout."""
+    sock.settimeout(timeout)
+    size = struct.calcsize("i")
+    try:
+        _msg, ancdata, _flags, _addr = sock.recvmsg(1, socket.CMSG_SPACE(size), socket.MSG_CMSG_CLOEXEC)
+    except OSError:  # TimeoutError included: run without the watchdog socket rather than fail
+        return None
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS and len(data) >= size:
+            return int(struct.unpack_from("i", data)[0])
+    return None
 
 
 #: Extra time ``start`` allows per prefilled file (measured ~22 µs in memory, ~65 µs passed through).
@@ -245,6 +338,15 @@ class Mount:
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_path: Path | None = None
         self._created_dir = False
+        # This process's copy of the socket fusermount's auto_unmount watchdog waits on: while it
+        # is open, a killed filesystem process leaves its dead mount for stop() (module docstring).
+        self._keeper: int | None = None
+
+    @property
+    def auto_unmount(self) -> bool:
+        """True when the mount goes away by itself once its filesystem process and this process
+        are both dead (fusermount's watchdog, and this process holds its share of the socket)."""
+        return self._keeper is not None
 
     @property
     def pid(self) -> int | None:
@@ -312,23 +414,41 @@ class Mount:
         # The child must import this very fuse_bench, wherever the parent found it.
         root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        with os.fdopen(fd, "wb") as log_fh:
-            # Own session: a Ctrl-C aimed at the parent must not kill the filesystem before the
-            # parent has unmounted it.
-            self._proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=log_fh, stderr=log_fh, env=env, start_new_session=True
-            )
-        deadline = time.monotonic() + timeout
-        while not self.is_mounted():
-            if self._proc.poll() is not None:
-                tail = self.log_tail()
-                self.stop()
-                raise FuseUnavailable(f"the FUSE filesystem process exited before mounting: {tail}")
-            if time.monotonic() > deadline:
-                tail = self.log_tail()
-                self.stop()
-                raise FuseUnavailable(f"the FUSE mount was not live after {timeout:g}s: {tail}")
-            time.sleep(_POLL_S)
+        # The channel the filesystem process sends our copy of the watchdog socket over.
+        keeper_end, server_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        cmd += ["--keeper-fd", str(server_end.fileno())]
+        try:
+            with os.fdopen(fd, "wb") as log_fh:
+                # Own session: a Ctrl-C aimed at the parent must not kill the filesystem before the
+                # parent has unmounted it.
+                self._proc = subprocess.Popen(
+                    cmd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_fh,
+                    stderr=log_fh,
+                    env=env,
+                    start_new_session=True,
+                    pass_fds=(server_end.fileno(),),
+                )
+                # Same open file as the child's stderr (shared offset): this line comes first, as
+                # the child writes nothing until its interpreter is up.
+                log_fh.write(_LOG_HEADER.format(pid=self._proc.pid, owner=os.getpid()).encode())
+            server_end.close()  # the child's copy is the only one: EOF here when it dies
+            deadline = time.monotonic() + timeout
+            while not self.is_mounted():
+                if self._proc.poll() is not None:
+                    tail = self.log_tail()
+                    self.stop()
+                    raise FuseUnavailable(f"the FUSE filesystem process exited before mounting: {tail}")
+                if time.monotonic() > deadline:
+                    tail = self.log_tail()
+                    self.stop()
+                    raise FuseUnavailable(f"the FUSE mount was not live after {timeout:g}s: {tail}")
+                time.sleep(_POLL_S)
+            self._keeper = _receive_fd(keeper_end, KEEPER_TIMEOUT_S)
+        finally:
+            server_end.close()
+            keeper_end.close()
         return self
 
     def log_tail(self, lines: int = 3) -> str:
@@ -339,6 +459,7 @@ class Mount:
             text = self._log_path.read_text(errors="replace").strip().splitlines()
         except OSError:
             return ""
+        text = [line for line in text if not _LOG_HEADER_RE.match(line.encode())]  # ours, not the child's
         return " | ".join(text[-lines:]) or "(no output)"
 
     def stop(self) -> None:
@@ -360,6 +481,12 @@ class Mount:
         # connected"); it must go too.
         if self.is_mounted():
             _unmount(str(self.mountpoint), self.backend)
+        # Only now: closing the last copy of the watchdog socket makes fusermount unmount a dead
+        # mount by itself, which would race the explicit unmount above.
+        if self._keeper is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._keeper)
+            self._keeper = None
         if self._created_dir or _is_private(self.mountpoint):
             remove_mount_dirs(self.mountpoint)
         if self._log_path is not None:
@@ -368,7 +495,10 @@ class Mount:
             self._log_path = None
 
     def kill(self) -> None:
-        """SIGKILL the filesystem process without unmounting (for failure tests); stop() cleans up."""
+        """SIGKILL the filesystem process without unmounting (for failure tests and chaos).
+
+        The dead mount stays while this process lives (its accesses fail with ENOTCONN); stop()
+        cleans up. Were this process to die too, fusermount's watchdog would unmount it."""
         if self._proc is not None and self._proc.poll() is None:
             self._proc.send_signal(signal.SIGKILL)
             self._proc.wait()

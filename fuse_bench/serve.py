@@ -7,8 +7,18 @@ and runs libfuse's loop in the foreground until the mount goes away.
 The mount is recognisable in ``/proc/mounts`` by its type ``fuse.raybench`` and its source
 ``raybench-<pid of this process>``; :func:`fuse_bench.mount.cleanup_stale` relies on both.
 
-A watchdog thread unmounts when the process that started this one dies, so a parent killed by
-SIGKILL does not leave a live mount behind that nobody will ever unmount.
+Who unmounts after a kill (the mount must never outlive everyone who could remove it):
+
+* the parent (the owner, :class:`~fuse_bench.mount.Mount`) dies while this process lives: a watchdog
+  thread here notices, unmounts and removes what the owner made for the mount (its folder, the log);
+* this process dies (SIGKILL) while the owner lives: the mount stays, dead ("transport endpoint is
+  not connected"), so that work through it fails visibly instead of landing in the bare mountpoint
+  folder; the owner unmounts it (``Mount.stop``, a run's ``FuseNode.heal``);
+* both die, in either order or at once: libfuse mounts with ``auto_unmount``, i.e. through
+  ``fusermount``, which stays behind as a watchdog (its own session, all signals blocked) and
+  lazily unmounts once the last copy of libfuse's socket to it closes. This process hands a copy
+  of that socket to the owner (``--keeper-fd``), so the last copy closes only when both are gone.
+  The folder and the log stay; :func:`fuse_bench.mount.cleanup_stale` removes them later.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ import contextlib
 import gc
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -32,6 +43,10 @@ SUBTYPE = "raybench"
 FSNAME_PREFIX = "raybench-"
 #: How often the watchdog checks that the parent is still there.
 WATCHDOG_INTERVAL_S = 0.5
+#: How often the hand-over thread looks for libfuse's socket to fusermount while the mount starts.
+_HANDOVER_POLL_S = 0.005
+#: How long after the mount is up the hand-over thread waits for fusermount's end to close.
+_HANDOVER_GIVE_UP_S = 1.0
 
 
 class _Dispatch:
@@ -68,6 +83,54 @@ def _watch_parent(ppid: int, mountpoint: str, fusermount: str) -> None:
                 if subprocess.run([fusermount, flag, mountpoint], capture_output=True).returncode == 0:
                     return  # the loop in the main thread ends and tidies up (_tidy_orphan)
             os._exit(1)
+
+
+def _is_mounted(source: str) -> bool:
+    """True once this process's mount (source ``raybench-<pid>``) is in the mount table."""
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as fh:
+        return any(f" - fuse.{SUBTYPE} {source} " in line for line in fh)
+
+
+def _sockets(exclude: int) -> list[int]:
+    """This process's open sockets apart from ``exclude`` (the channel to the owner)."""
+    found = []
+    for name in os.listdir("/proc/self/fd"):
+        if int(name) == exclude:
+            continue
+        with contextlib.suppress(OSError):  # closed meanwhile (e.g. listdir's own descriptor)
+            if os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
+                found.append(int(name))
+    return found
+
+
+def _hand_over_watchdog_socket(channel_fd: int, source: str) -> None:
+    """Send the owner, over ``channel_fd``, a copy of libfuse's socket to the fusermount watchdog.
+
+    fusermount unmounts when the last copy of that socket closes. With the owner holding one, the
+    death of this process alone leaves the dead mount for the owner to handle; the mount goes by
+    itself only once this process and the owner are both gone. When the mount is up without such a
+    socket (libfuse mounted without fusermount), nothing is sent: the owner reads end-of-file."""
+    give_up = None
+    with socket.socket(fileno=channel_fd) as channel, contextlib.suppress(OSError):  # owner gone
+        while True:
+            # libfuse keeps the socket private, but nothing else here opens one. It makes a socket
+            # pair, forks fusermount and only then closes fusermount's end, which must not be the
+            # one sent (holding it keeps nothing alive). So: once the mount is up (read first), the
+            # one socket left is libfuse's; none left means it mounted without fusermount.
+            mounted = _is_mounted(source)
+            found = _sockets(channel_fd)
+            if mounted and len(found) == 1:
+                socket.send_fds(channel, [b"k"], found)
+                return
+            if mounted and not found:
+                return
+            if mounted:
+                # Sockets we cannot tell apart: send nothing rather than poll while serving.
+                give_up = give_up or time.monotonic() + _HANDOVER_GIVE_UP_S
+                if time.monotonic() > give_up:
+                    print("fuse_bench.serve: several sockets; the owner gets no watchdog share", file=sys.stderr)
+                    return
+            time.sleep(_HANDOVER_POLL_S)
 
 
 def _tidy_orphan(mnt: Path) -> None:
@@ -135,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--single-threaded", action="store_true")
     p.add_argument("--direct-io", action="store_true")
     p.add_argument("--parent", type=int, default=None, help="pid whose death triggers an unmount")
+    p.add_argument(
+        "--keeper-fd", type=int, default=None, help="socket to send the owner its copy of fusermount's watchdog socket"
+    )
     p.add_argument("--prefill", type=int, default=0, help="create files k0..k{N-1} before mounting")
     p.add_argument("--prefill-bytes", type=int, default=0, help="size of each prefilled file")
     args = p.parse_args(argv)
@@ -155,6 +221,16 @@ def main(argv: list[str] | None = None) -> int:
             name="parent-watchdog",
         ).start()
 
+    if args.keeper_fd is not None:
+        # fusermount (forked by libfuse) must not inherit the channel: it outlives this process.
+        os.set_inheritable(args.keeper_fd, False)
+        threading.Thread(
+            target=_hand_over_watchdog_socket,
+            args=(args.keeper_fd, f"{FSNAME_PREFIX}{os.getpid()}"),
+            daemon=True,
+            name="watchdog-socket-handover",
+        ).start()
+
     options: dict[str, Any] = {
         "foreground": True,
         "nothreads": args.single_threaded,
@@ -167,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
         # unlink/rename of open files go straight to the filesystem (no .fuse_hidden files), so
         # readdir shows exactly what the workload created.
         "hard_remove": True,
+        # Mount through fusermount, which stays as a watchdog and unmounts once this process and
+        # the owner are both gone, even by SIGKILL (module docstring). Needs libfuse >= 2.9.
+        "auto_unmount": True,
     }
     if args.direct_io:
         options["direct_io"] = True

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -102,10 +105,15 @@ def test_prefilled_files_are_there_when_the_mount_goes_live() -> None:
 def test_killed_filesystem_is_cleaned_up(backend: str) -> None:
     m = Mount(private_mountpoint(), backend=backend).start()
     try:
+        assert m.auto_unmount
         m.kill()
-        # The kernel keeps a dead mount: access fails at once, it does not hang.
-        with pytest.raises(OSError):
+        # While the owner (this process) lives, the dead mount stays, past the moment fusermount's
+        # watchdog would have unmounted it (milliseconds): access fails at once, visibly, and
+        # does not hang, instead of landing in the bare mountpoint folder.
+        time.sleep(0.3)
+        with pytest.raises(OSError) as err:
             os.stat(m.mountpoint / "x")
+        assert err.value.errno == errno.ENOTCONN
         assert any(e.mountpoint == str(m.mountpoint) for e in raybench_mounts())
         assert m._log_path == m.mountpoint.parent / "mnt.log"  # beside the mountpoint, in its folder
         removed = cleanup_stale()
@@ -154,3 +162,104 @@ def test_parent_killed_mount_goes_away() -> None:
             for e in raybench_mounts():
                 if e.mountpoint == mountpoint:
                     subprocess.run(["fusermount", "-uz", mountpoint], check=False)
+
+
+_OWNER = """
+import sys, time
+from fuse_bench.mount import Mount, private_mountpoint
+m = Mount(private_mountpoint(), backend=sys.argv[1]).start()
+print(m.mountpoint, m._log_path, m.pid, m.auto_unmount, flush=True)
+time.sleep(60)
+"""
+
+
+def _mounted_at(mountpoint: str) -> bool:
+    return any(e.mountpoint == mountpoint for e in raybench_mounts())
+
+
+@pytest.mark.fuse
+@pytest.mark.parametrize("order", ["together", "server_first"])
+def test_sigkill_of_server_and_owner_leaves_no_mount(backend: str, order: str) -> None:
+    """Every raybench process of a mount dies by SIGKILL: the filesystem process and its owner.
+    fusermount's auto_unmount watchdog removes the mount within milliseconds, without any
+    clean-up call; the next cleanup_stale removes the folder and log nobody alive could."""
+    owner = subprocess.Popen([sys.executable, "-c", _OWNER, backend], stdout=subprocess.PIPE, text=True)
+    mountpoint = None
+    try:
+        mountpoint, log, pid, auto_unmount = owner.stdout.readline().split()  # type: ignore[union-attr]
+        assert auto_unmount == "True" and _mounted_at(mountpoint)
+        os.kill(int(pid), signal.SIGKILL)
+        if order == "server_first":
+            # the owner still lives: its share of the watchdog socket keeps the dead mount there
+            time.sleep(0.3)
+            assert _mounted_at(mountpoint)
+        owner.send_signal(signal.SIGKILL)
+        owner.wait()
+        deadline = time.monotonic() + 5
+        while _mounted_at(mountpoint) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert_unmounted(Path(mountpoint))
+        # no unmount removes the mountpoint folder or the log: nobody alive made them
+        assert Path(mountpoint).is_dir() and Path(log).exists()
+        assert mountpoint in cleanup_stale()  # "no mount left, folder left" is handled
+        assert not Path(log).exists() and not Path(mountpoint).parent.exists()
+    finally:
+        for p in (owner.pid, int(pid) if mountpoint else None):
+            with contextlib.suppress(ProcessLookupError, TypeError):
+                os.kill(p, signal.SIGKILL)  # type: ignore[arg-type]
+        owner.wait()
+        if mountpoint and _mounted_at(mountpoint):
+            subprocess.run(["fusermount", "-uz", mountpoint], check=False)
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_cleanup_stale_removes_leftovers_of_dead_servers_only() -> None:
+    """No FUSE needed: the folders and logs a gone mount leaves, told apart by the log's header."""
+    dead = _dead_pid()
+    header = f"fuse_bench.mount: server pid={dead} owner pid={dead}\n"
+    stale = Path(tempfile.mkdtemp(prefix="raybench-fuse-"))  # a private folder, as after SIGKILL
+    starting = Path(tempfile.mkdtemp(prefix="raybench-fuse-"))  # a mount still starting: no header yet
+    node = Path(tempfile.mkdtemp(prefix="raybench-cleanuptest-"))  # a FuseNode folder, with a backing
+    fd, loose = tempfile.mkstemp(prefix="raybench-fuse-", suffix=".log")  # log of a mount elsewhere
+    os.close(fd)
+    try:
+        (stale / "mnt").mkdir()
+        (stale / "mnt.log").write_text(header + "fuse_bench.serve: pid=1 backend=fusepy lib=x\n")
+        (starting / "mnt").mkdir()
+        (starting / "mnt.log").write_text("")
+        (node / "mnt-2").mkdir()
+        (node / "mnt-2.log").write_text(header)
+        (node / "fs").symlink_to("mnt-2")
+        (node / "backing").mkdir()
+        (node / "backing" / "k1").write_text("data")
+        Path(loose).write_text(header)
+        removed = cleanup_stale()
+        assert str(stale / "mnt") in removed and not stale.exists()
+        assert str(starting / "mnt") not in removed and (starting / "mnt").is_dir()
+        # the mountpoint, its log and the link go; the folder stays for its owner: not empty
+        assert str(node / "mnt-2") in removed
+        assert sorted(p.name for p in node.iterdir()) == ["backing"]
+        assert not Path(loose).exists()
+    finally:
+        for folder in (stale, starting, node):
+            subprocess.run(["rm", "-rf", str(folder)], check=False)
+        with contextlib.suppress(OSError):
+            os.unlink(loose)
+
+
+@pytest.mark.fuse
+def test_cleanup_stale_leaves_a_live_mount_alone() -> None:
+    require_fuse()
+    with Mount(private_mountpoint()) as m:
+        assert m._log_path is not None
+        assert str(m.mountpoint) not in cleanup_stale()
+        assert m.alive() and m._log_path.exists()
+        (m.mountpoint / "f").write_text("x")
+        # the log's header is this module's, not the child's: a failure message shows the child's
+        assert "fuse_bench.mount" not in m.log_tail(10)
+    assert_unmounted(m.mountpoint)
