@@ -4,11 +4,12 @@ Rows are the non-warm-up rows of ``requests.arrow``. Row ``r`` falls in window `
 ``ts_end_ns`` is in ``[t0 + k*W, t0 + (k+1)*W)``; ``t0`` is the manifest's ``load_start_ns``
 (fallback: the earliest ``ts_intended_ns``) plus the warm-up (the manifest scenario's
 ``run.warmup``; when it is not there but rows are flagged warm-up, the earliest ``ts_intended_ns``
-of the other rows), so no window covers only warm-up. ``W`` is 5 s unless asked otherwise. The
-grid ends at ``load_end_ns`` (fallback: the last ``ts_end_ns``); later rows (the drain) join the
-last window, rows
-ending before ``t0`` join the first, and a last window shorter than ``W/2`` is merged into the one
-before it (so no window's throughput is computed over a sliver of time).
+of the other rows), so no window covers only warm-up. ``W`` is 5 s unless asked otherwise
+(:func:`auto_window_s` chooses it from the runs' length for a comparison; :meth:`RunData.with_window`
+re-cuts a loaded run). The grid ends at ``load_end_ns`` (fallback: the last ``ts_end_ns``); later
+rows (the drain) join the last window, rows ending before ``t0`` join the first, and a last window
+shorter than ``W/2`` is merged into the one before it (so no window's throughput is computed over a
+sliver of time).
 
 For each metric of :data:`METRICS` and scope (``all`` or ``cls=<class>``), a :class:`Sample` gives
 the value over the whole run, the value in each window, and the value over any multiset of windows
@@ -20,7 +21,7 @@ Pure module: no Ray; pyarrow only to read the run folder.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,12 +35,23 @@ from raybench.units import parse_duration
 if TYPE_CHECKING:
     import pyarrow as pa
 
-#: Default window length in seconds.
+#: Default window length in seconds; also the longest window :func:`auto_window_s` chooses.
 DEFAULT_WINDOW_S = 5.0
+#: Windows per run that :func:`auto_window_s` aims for (the shorter run gets at least this many
+#: unless a floor below makes windows longer).
+TARGET_WINDOWS = 20
+#: Shortest window :func:`auto_window_s` chooses: a GC pause or a busy stretch of a few hundred ms
+#: should fall inside one window, not spread over several that the bootstrap treats as independent.
+MIN_WINDOW_S = 0.5
+#: Fewest requests per window, on average, that :func:`auto_window_s` allows.
+MIN_WINDOW_ROWS = 50
+#: Most windows a comparison cuts a run into (the bootstrap holds replicates x windows counts).
+MAX_WINDOWS = 2000
 #: Outcomes that count as errors.
 ERROR_OUTCOMES = ("error", "timeout")
-#: Largest replicates x rows for which a quantile's bootstrap uses a dense cumulative-weight matrix.
-DENSE_CELLS = 100_000
+#: Largest replicates x rows (in the searched range) for which a quantile's bootstrap uses a dense
+#: cumulative-weight matrix (16 MB of float64).
+DENSE_CELLS = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -100,7 +112,10 @@ class RunData:
         window: window index of each row (int64).
         lengths: length in seconds of each window.
         cols: per-row arrays: ``latency``, ``cls`` (str), ``err`` (0/1), ``escalated`` (bool),
-            ``conflicts``, ``fuse``, ``llm_err``, ``policy_err`` (NaN where the stage did not run).
+            ``conflicts``, ``fuse``, ``llm_err``, ``policy_err`` (NaN where the stage did not run),
+            ``ts_end`` (int64 ns).
+        t0_ns: start of the measured load (the window grid's origin).
+        t_stop_ns: end of the window grid.
     """
 
     run_id: str
@@ -109,11 +124,59 @@ class RunData:
     window: np.ndarray
     lengths: np.ndarray
     cols: dict[str, np.ndarray]
+    t0_ns: int = 0
+    t_stop_ns: int = 0
 
     @property
     def classes(self) -> list[str]:
         """Request classes present, sorted."""
         return sorted({str(c) for c in np.unique(self.cols["cls"])})
+
+    @property
+    def measured_s(self) -> float:
+        """Length of the measured load in seconds (the window grid's span)."""
+        return (self.t_stop_ns - self.t0_ns) / 1e9
+
+    def with_window(self, window_s: float) -> RunData:
+        """The same rows cut into windows of ``window_s`` seconds (see the module docstring).
+
+        Raises:
+            ValueError: ``window_s`` is not positive.
+        """
+        window, lengths = _grid(self.cols["ts_end"], self.t0_ns, self.t_stop_ns, window_s)
+        return replace(self, window=window, lengths=lengths)
+
+
+def _grid(ts_end: np.ndarray, t0: int, t_stop: int, window_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Window index of each row and each window's length, for a grid from ``t0`` to ``t_stop``."""
+    if not window_s > 0:
+        raise ValueError(f"window must be positive, got {window_s}")
+    w_ns = max(1, round(window_s * 1e9))
+    k = max(1, math.ceil((t_stop - t0) / w_ns))
+    lengths = np.full(k, w_ns / 1e9)
+    lengths[-1] = (t_stop - t0 - (k - 1) * w_ns) / 1e9
+    if k > 1 and lengths[-1] < w_ns / 2e9:
+        k -= 1
+        lengths = np.append(lengths[: k - 1], w_ns / 1e9 + lengths[-1])
+    window = np.clip((ts_end - int(t0)) // w_ns, 0, k - 1).astype(np.int64)
+    return window, lengths
+
+
+def auto_window_s(*runs: RunData) -> float:
+    """The window length of a comparison of ``runs`` when none is asked for.
+
+    The shortest run is cut into :data:`TARGET_WINDOWS` windows (a smoke run's 17 s of load: 20
+    windows of 0.85 s), but no window is longer than :data:`DEFAULT_WINDOW_S` (long runs get more
+    windows), shorter than :data:`MIN_WINDOW_S`, or holds fewer than :data:`MIN_WINDOW_ROWS`
+    requests on average in the sparsest run (those two floors may leave fewer windows), and the
+    longest run gets at most :data:`MAX_WINDOWS`. Rounded down to the millisecond so that the grid
+    of the shortest run ends on a whole window.
+    """
+    measured = min(max(r.measured_s, 1e-3) for r in runs)
+    rate = min(r.window.size / max(r.measured_s, 1e-3) for r in runs)
+    w = min(DEFAULT_WINDOW_S, measured / TARGET_WINDOWS)
+    w = max(w, MIN_WINDOW_S, MIN_WINDOW_ROWS / max(rate, 1e-9), max(r.measured_s for r in runs) / MAX_WINDOWS)
+    return max(math.floor(w * 1000) / 1000, 1e-3)
 
 
 _COLUMNS = [
@@ -150,10 +213,11 @@ def _measured_start(manifest: dict[str, Any], table: pa.Table, keep: np.ndarray)
     intended = table.column("ts_intended_ns").to_numpy(zero_copy_only=False).astype(np.int64)
     start = manifest.get("load_start_ns") or int(intended.min())
     warmup = ((manifest.get("scenario") or {}).get("run") or {}).get("warmup")
-    try:
-        return int(start + parse_duration(warmup) * 1e9)
-    except (TypeError, ValueError):
-        pass
+    if warmup is not None:
+        try:
+            return int(start + parse_duration(warmup) * 1e9)
+        except (TypeError, ValueError):
+            pass
     if not keep.all():  # warm-up rows but no warm-up length: start at the first measured request
         return max(int(start), int(intended[keep].min()))
     return int(start)
@@ -186,17 +250,10 @@ def run_from_table(
     f64 = np.float64
     ts_end = col("ts_end_ns").astype(np.int64)
     t0 = _measured_start(manifest, table, keep)
-    t_stop = manifest.get("load_end_ns") or int(ts_end.max()) + 1
+    t_stop = int(manifest.get("load_end_ns") or int(ts_end.max()) + 1)
     if t_stop <= t0:
         t_stop = max(int(ts_end.max()) + 1, t0 + 1)
-    w_ns = round(window_s * 1e9)
-    k = max(1, math.ceil((t_stop - t0) / w_ns))
-    lengths = np.full(k, window_s)
-    lengths[-1] = (t_stop - t0 - (k - 1) * w_ns) / 1e9
-    if k > 1 and lengths[-1] < window_s / 2:
-        k -= 1
-        lengths = np.append(lengths[: k - 1], window_s + lengths[-1])
-    window = np.clip((ts_end - int(t0)) // w_ns, 0, k - 1).astype(np.int64)
+    window, lengths = _grid(ts_end, t0, t_stop, window_s)
     cols = {
         "latency": col("latency_ms").astype(f64),
         "cls": col("cls").astype(str),
@@ -206,8 +263,9 @@ def run_from_table(
         "fuse": col("fuse_ms").astype(f64),
         "llm_err": col("llm_ms").astype(f64) - col("llm_model_ms").astype(f64),
         "policy_err": col("policy_ms").astype(f64) - col("policy_model_ms").astype(f64),
+        "ts_end": ts_end,
     }
-    return RunData(str(manifest.get("run_id", path.name)), path, manifest, window, lengths, cols)
+    return RunData(str(manifest.get("run_id", path.name)), path, manifest, window, lengths, cols, t0, t_stop)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -264,7 +322,10 @@ class Sample:
         For a quantile this is the nearest-rank percentile of the rows of the replicated windows
         (the same definition as :func:`raybench.stats.percentile`, computed with integer weights):
         the smallest sorted row at which the cumulative weight reaches ``ceil(q/100 * total)``.
-        Up to ``dense_cells`` weights (replicates x rows) it is found from the full cumulative
+        It lies between the smallest and the largest per-window quantile (if every window has at
+        least ``ceil(q/100 * n_k)`` of its rows at or below ``x``, any multiset of windows has at
+        least ``ceil(q/100 * total)``; likewise below), so only the rows in that range are searched.
+        Up to ``dense_cells`` weights (replicates x rows in range) it is found from the cumulative
         weights, beyond that by a binary search per replicate (memory stays O(rows + replicates)).
         """
         k = self.lengths.size
@@ -282,18 +343,25 @@ class Sample:
         vals, wins = self.values[order], self.window[order]
         total = counts @ np.bincount(wins, minlength=k)
         rank = np.maximum(np.ceil(np.round(total * self.q / 100.0, 9)), 1)
-        if counts.shape[0] * vals.size <= dense_cells:
-            reached = np.cumsum(counts[:, wins], axis=1) >= rank[:, None]
-            return np.where(total > 0, vals[np.argmax(reached, axis=1)], math.nan)
-        # Positions (in sorted order) of each window's rows, window j shifted by j * (n + 1) so that
-        # one sorted array holds them all: the weight of the first i sorted rows in replicate b is
-        # sum_j counts[b, j] * #(positions of window j below i).
-        n = vals.size
-        shifted = np.sort(np.arange(n) + wins * (n + 1))
+        per_window = self.per_window()
+        i0 = int(np.searchsorted(vals, per_window.min(), side="left"))
+        i1 = int(np.searchsorted(vals, per_window.max(), side="right"))
+        before = counts @ np.bincount(wins[:i0], minlength=k)  # weight of the rows below the range
+        if counts.shape[0] * (i1 - i0) <= dense_cells:
+            # Integer weights: half the memory traffic of float64 in the cumulative sum.
+            dtype = np.int32 if vals.size * max(k, int(counts.max(initial=0))) < 2**31 else np.int64
+            cum: np.ndarray = np.cumsum(counts.astype(dtype)[:, wins[i0:i1]], axis=1, dtype=dtype)
+            reached = cum >= (rank - before)[:, None]
+            return np.where(total > 0, vals[i0 + np.argmax(reached, axis=1)], math.nan)
+        # Positions (in sorted order) of each window's rows, window j shifted by j * (rows + 1) so
+        # that one sorted array holds them all: the weight of the first i sorted rows in replicate b
+        # is sum_j counts[b, j] * #(positions of window j below i).
+        rows = vals.size
+        shifted = np.sort(np.arange(rows) + wins * (rows + 1))
         edges = np.concatenate([[0], np.cumsum(np.bincount(wins, minlength=k))])
-        offsets = np.arange(k) * (n + 1)
-        lo = np.zeros(counts.shape[0], dtype=np.int64)
-        hi = np.full(counts.shape[0], n, dtype=np.int64)
+        offsets = np.arange(k) * (rows + 1)
+        lo = np.full(counts.shape[0], i0, dtype=np.int64)
+        hi = np.full(counts.shape[0], i1, dtype=np.int64)
         while (lo < hi).any():  # binary search of the smallest i whose weight reaches the rank
             mid = (lo + hi) // 2
             below = np.searchsorted(shifted, mid[:, None] + offsets) - edges[:-1]

@@ -59,14 +59,15 @@ def _verdicts(base: RunData, cur: RunData) -> str:
     for r in comp.rows:
         if r.scope != "all" and r.verdict in ("same", "n/a"):
             continue
-        ci = "-" if math.isnan(r.ci_low) else f"[{_change(r.ci_low)}, {_change(r.ci_high)}]"
+        ci = "-" if math.isnan(r.ci_low) else f"[{_change(r.ci_low)}, {_change(r.ci_high)}] ({r.ci_level:.4g})"
         p = "-" if math.isnan(r.p_adjusted) else f"{r.p_adjusted:.3g}"
-        cls = {"regression": "fail", "improvement": "pass"}.get(r.verdict)
+        cls = {"regression": "fail", "inconclusive": "fail", "improvement": "pass"}.get(r.verdict)
         verdict: Any = ("html", f'<span class="{cls}">{esc(r.verdict)}</span>') if cls else r.verdict
         rows.append(
             [
                 r.scope,
                 r.metric,
+                r.role,
                 format_value(r.baseline, r.unit),
                 format_value(r.current, r.unit),
                 _change(r.change),
@@ -76,15 +77,16 @@ def _verdicts(base: RunData, cur: RunData) -> str:
             ]
         )
     cfg = comp.config
-    header = ("scope", "metric", "baseline", "current", "change", f"{cfg.confidence:.0%} CI", "p (Holm)", "verdict")
+    header = ("scope", "metric", "role", "baseline", "current", "change", "interval (level)", "p (adj.)", "verdict")
     return "\n".join(
         [
             table(header, rows, left=2),
             note(
-                f"{len(comp.regressions)} regression(s), {len(comp.improvements)} improvement(s). As "
-                f"`raybench compare`: threshold {cfg.threshold:.0%}, alpha {cfg.alpha}, windows of "
-                f"{cfg.window_s:g}s, Mann-Whitney U per window with Holm's correction, "
-                f"{cfg.bootstrap} window-bootstrap replicates. Per-class rows only where not 'same'."
+                f"{len(comp.regressions)} regression(s), {len(comp.improvements)} improvement(s) in the "
+                f"primary metrics: {comp.outcome}. As `raybench compare`: threshold {cfg.threshold:.0%}, "
+                f"alpha {cfg.alpha} over the primary metrics (Bonferroni), windows of {cfg.window_s:g}s, "
+                f"{cfg.bootstrap} window-bootstrap replicates giving each interval and p-value; exploratory "
+                "rows never decide. Per-class rows only where not 'same'."
             ),
         ]
     )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pyarrow as pa
 import pytest
 from click.testing import CliRunner
-from synth_runs import write_run
+from synth_runs import SMOKE, write_run
 
 from raybench.cli import cli
 
@@ -22,7 +24,20 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def invoke(*args: str) -> tuple[int, str, str]:
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Smoke-like runs (200 req/s, 3 s warm-up, 17 s measured): the length the issue was about."""
+    root = tmp_path_factory.mktemp("smoke")
+    write_run(root, "base", seed=101, **SMOKE)
+    write_run(root, "slower30", seed=102, latency_scale=1.3, **SMOKE)
+    write_run(root, "slower5", seed=103, latency_scale=1.05, **SMOKE)
+    write_run(root, "times3", seed=104, latency_scale=3.0, **SMOKE)
+    write_run(root, "short-base", seed=105, **{**SMOKE, "duration_s": 2.0})
+    write_run(root, "short-slower", seed=106, latency_scale=1.3, **{**SMOKE, "duration_s": 2.0})
+    return root
+
+
+def invoke(*args: str | Path) -> tuple[int, str, str]:
     result = CliRunner().invoke(cli, [str(a) for a in args])
     return result.exit_code, result.stdout, result.stderr
 
@@ -58,6 +73,7 @@ def test_no_regression_exits_0(runs: Path) -> None:
         (("base", "same", "--threshold", "-5%"), "--threshold -5% is not allowed"),
         (("base",), "give two run folders"),
         (("base", "same", "--window", "soon"), "--window"),
+        (("base", "same", "--window", "1ms"), "windows; at most 2000 are allowed"),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(runs: Path, args: tuple[str, ...], message: str) -> None:
@@ -94,3 +110,109 @@ def test_history_names_the_shift(tmp_path: Path) -> None:
     assert out.count("no change point") == 1  # throughput did not move
     code, _, err = invoke("history", *paths[:2], "--metric", "p98")
     assert code == 2 and "did you mean" in err
+
+
+@pytest.mark.parametrize("current", ["slower30", "times3"])
+def test_smoke_runs_regression_exits_1(smoke: Path, current: str) -> None:
+    code, out, _ = invoke("compare", smoke / "base", smoke / current, "--no-write")
+    assert code == 1, out
+    assert "windows of 0.85s chosen from the runs: 20 and 20" in out
+    lines = out.splitlines()
+    primary = lines.index(next(line for line in lines if line.startswith("primary:")))
+    assert lines[primary + 1].split()[:2] == ["all", "p50_ms"] and lines[primary + 1].endswith("REGRESSION")
+    assert lines[primary + 2].split()[:2] == ["all", "p99_ms"] and lines[primary + 2].endswith("REGRESSION")
+    assert "verdict: regression" in lines[-1]
+
+
+def test_smoke_runs_5_percent_slower_exits_0(smoke: Path) -> None:
+    code, out, _ = invoke("compare", smoke / "base", smoke / "slower5", "--no-write")
+    assert code == 0, out
+    assert "0 regression(s), 0 improvement(s) in primary metrics" in out
+
+
+def test_smoke_runs_with_3_windows_are_inconclusive_exit_4(smoke: Path) -> None:
+    code, out, _ = invoke("compare", smoke / "base", smoke / "slower30", "--window", "5s")
+    assert code == 4, out
+    notes = [line for line in out.splitlines() if line.startswith("inconclusive:")]
+    assert len(notes) == 1
+    assert "3 and 3 windows of 5s (--window) allow no p below 0.1" in notes[0]
+    assert "insignificant" not in out.split("exploratory:")[0]
+    assert "INCONCLUSIVE" in out and "verdict: inconclusive" in out
+    # the table is written all the same, with the verdicts
+    table = pa.ipc.open_file(str(smoke / "slower30" / "comparison.arrow")).read_all()
+    rows = [r for r in table.to_pylist() if r["role"] == "primary"]
+    assert {r["metric"]: r["verdict"] for r in rows}["p50_ms"] == "inconclusive"
+    assert rows[0]["p_min"] == pytest.approx(0.1) and rows[0]["window_s"] == 5.0
+
+
+def test_smoke_runs_with_2_seconds_of_load_are_inconclusive_exit_4(smoke: Path) -> None:
+    code, out, _ = invoke("compare", smoke / "short-base", smoke / "short-slower", "--no-write", "--window", "auto")
+    assert code == 4, out
+    assert "4 and 4 windows of 0.5s (auto) allow no p below 0.0286" in out
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [(("--alpha", "2"), "--alpha 2.0 must be between 0 and 1"), (("--bootstrap", "3"), "--bootstrap 3")],
+)
+def test_bad_alpha_or_bootstrap_exit_2(smoke: Path, args: tuple[str, ...], message: str) -> None:
+    code, _, err = invoke("compare", smoke / "base", smoke / "slower5", "--no-write", *args)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+# --------------------------------------------------------------------------------------------------
+# `raybench run --baseline NAME`: the same comparison and exit codes, on a stand-in for the engine
+
+
+class FakeEngine:
+    """Stands in for raybench.run.execute: each "run" copies the smoke fixture's folder ``source``
+    into the results root and reports the SLA ``verdict`` it is given (None: no thresholds)."""
+
+    def __init__(self, smoke: Path) -> None:
+        self.smoke, self.source = smoke, ""
+        self.verdict: bool | None = None
+
+    def __call__(self, sc: object, *, out: Path, run_id: str, **_: object) -> SimpleNamespace:
+        run_dir = Path(out) / run_id
+        shutil.copytree(self.smoke / self.source, run_dir)
+        return SimpleNamespace(
+            manifest={"offered_rate": 200.0}, status="completed", summary_rows=[], resource_rows=[],
+            sla_rows=[], verdict=self.verdict, run_dir=run_dir,
+        )  # fmt: skip
+
+
+@pytest.fixture
+def fake_engine(smoke: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
+    import raybench.run as engine
+
+    fake = FakeEngine(smoke)
+    monkeypatch.setattr(engine, "execute", fake)
+    root = tmp_path / "results"
+    for name in ("base", "short-base"):
+        shutil.copytree(smoke / name, root / f"baseline-{name}")
+        code, out, _ = invoke("baseline", "save", root / f"baseline-{name}", "--name", name)
+        assert code == 0, out
+    return fake
+
+
+def run_with_baseline(fake: FakeEngine, root: Path, baseline: str, current: str) -> tuple[int, str]:
+    fake.source = current
+    run_id = f"run-{len(list(root.iterdir()))}"
+    code, out, _ = invoke("run", "--preset", "smoke", "--out", root, "--run-id", run_id, "--baseline", baseline)
+    return code, out
+
+
+def test_run_with_baseline_exit_codes(fake_engine: FakeEngine, tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    code, out = run_with_baseline(fake_engine, root, "base", "slower30")
+    assert code == 1, out
+    assert "verdict: regression" in out and (Path(out.splitlines()[-1]) / "comparison.arrow").exists()
+    code, out = run_with_baseline(fake_engine, root, "base", "slower5")
+    assert code == 0, out
+    code, out = run_with_baseline(fake_engine, root, "short-base", "short-slower")
+    assert code == 4, out
+    assert "4 and 4 windows of 0.5s (auto) allow no p below 0.0286" in out
+    # inconclusive only where the run would otherwise pass: a failed SLA still exits 1
+    fake_engine.verdict = False
+    code, out = run_with_baseline(fake_engine, root, "short-base", "short-slower")
+    assert code == 1, out

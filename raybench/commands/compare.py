@@ -1,4 +1,5 @@
-"""``raybench compare BASELINE CURRENT``: did the current run get worse? Exit 1 on a regression."""
+"""``raybench compare BASELINE CURRENT``: did the current run get worse? Exit 1 on a regression,
+4 when the data cannot show one (inconclusive)."""
 
 from __future__ import annotations
 
@@ -29,9 +30,18 @@ def _fraction(value: str, flag: str) -> float:
     type=click.Path(path_type=Path),
     help="Results root holding .baselines (default: CURRENT's parent folder).",
 )
-@click.option("--window", default="5s", show_default=True, help="Window length of the per-window test.")
-@click.option("--alpha", default="0.05", show_default=True, help="Family-wise significance level (Holm).")
-@click.option("--bootstrap", default=1000, show_default=True, type=int, help="Bootstrap replicates of the CI.")
+@click.option(
+    "--window",
+    default="auto",
+    show_default=True,
+    help="Window length, the unit of the bootstrap (auto: 20 windows in the shorter run, 0.5s to 5s).",
+)
+@click.option(
+    "--alpha", default="0.05", show_default=True, help="Family-wise level of the primary metrics (Bonferroni)."
+)
+@click.option(
+    "--bootstrap", default=1000, show_default=True, type=int, help="Bootstrap replicates (interval and p-value)."
+)
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the bootstrap.")
 @click.option("--out-file", help="Comparison table file (default: comparison.arrow in CURRENT's folder).")
 @click.option("--no-write", is_flag=True, help="Do not write the comparison table.")
@@ -51,10 +61,12 @@ def command(
 ) -> None:
     """Compare run CURRENT with BASELINE (a run folder) or with --baseline NAME.
 
-    For every metric, overall and per class: both values, the change, its 95% confidence interval
-    (window block bootstrap), a Mann-Whitney U test on per-window values (Holm-adjusted over the
-    comparison) and a verdict. Exit 1 when a metric regressed: worse by more than --threshold and
-    significant.
+    For every metric, overall and per class: both values, the change, a confidence interval and a
+    p-value from one window block bootstrap (they always agree), and a verdict. The primary metrics
+    (p50, p99, throughput, error rate, all requests) decide the exit code, as one Bonferroni family
+    at --alpha; the other rows are exploratory. Exit 1 when a primary metric regressed (worse by
+    more than --threshold and significant), 4 when the windows are too few to show a regression
+    at all (inconclusive; one line says why), else 0.
     """
     from raybench import baselines
     from raybench import compare as cmp
@@ -70,10 +82,12 @@ def command(
         if len(runs) != 2:
             raise UsageError("give two run folders, BASELINE and CURRENT (or --baseline NAME and CURRENT)")
         baseline_dir, current = runs
-    try:
-        window_s = parse_duration(window)
-    except ValueError as exc:
-        raise UsageError(f"--window: {exc}") from None
+    window_s = None
+    if window.strip().lower() != "auto":
+        try:
+            window_s = parse_duration(window)
+        except ValueError as exc:
+            raise UsageError(f"--window: {exc} (or auto)") from None
     config = cmp.CompareConfig(
         threshold=_fraction(threshold, "--threshold"),
         alpha=_fraction(alpha, "--alpha"),
@@ -87,6 +101,7 @@ def command(
     if not no_write:
         path = cmp.write_comparison(comparison, cmp.comparison_path(current, comparison.baseline_run_id, out_file))
         click.echo(f"comparison table: {path}")
-    from raybench.cli import EXIT_FAILED, EXIT_OK
+    from raybench.cli import EXIT_FAILED, EXIT_INCONCLUSIVE, EXIT_OK
 
-    click.get_current_context().exit(EXIT_FAILED if comparison.regressions else EXIT_OK)
+    codes = {"regression": EXIT_FAILED, "inconclusive": EXIT_INCONCLUSIVE}
+    click.get_current_context().exit(codes.get(comparison.outcome, EXIT_OK))

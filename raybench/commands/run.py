@@ -138,22 +138,30 @@ def _execute(sc: scn.Scenario, kw: dict[str, Any]) -> None:
             click.echo(line)
     if result.verdict is not None:
         click.echo(verdict_line(result, sc) + verdict_note(m.get("harness")))
-    regression = False
+    regression = inconclusive = False
     if baseline_dir is not None and result.status in ("completed", "aborted"):
+        # The same comparison as `raybench compare` (windows chosen from the runs): a regression of
+        # a primary metric fails the run; too few windows to show one makes it inconclusive.
         from raybench.compare import compare_runs, comparison_path, format_comparison, write_comparison
 
         comparison = compare_runs(baseline_dir, result.run_dir)
         for line in format_comparison(comparison):
             click.echo(line)
         write_comparison(comparison, comparison_path(result.run_dir, comparison.baseline_run_id))
-        regression = bool(comparison.regressions)
+        regression = comparison.outcome == "regression"
+        inconclusive = comparison.outcome == "inconclusive"
     click.echo(str(result.run_dir))
     if result.status == "interrupted":
         sys.exit(EXIT_INTERRUPTED)
     if result.status in ("failed", "degraded"):
         sys.exit(EXIT_RUNTIME)
     failed = result.verdict is False or result.status == "aborted" or regression
-    sys.exit(EXIT_FAILED if failed else EXIT_OK)
+    if failed:
+        sys.exit(EXIT_FAILED)
+    from raybench.cli import EXIT_INCONCLUSIVE
+
+    # Inconclusive only where the run would otherwise pass: a failed SLA or regression says more.
+    sys.exit(EXIT_INCONCLUSIVE if inconclusive else EXIT_OK)
 
 
 @click.command()
@@ -163,8 +171,9 @@ def _execute(sc: scn.Scenario, kw: dict[str, Any]) -> None:
 def run(scenario_file: Path | None, preset: str | None, **kw: Any) -> None:
     """Run a scenario (a TOML file or a preset) and write every request to Arrow files.
 
-    Exit codes: 0 SLA held, 1 SLA failed or run aborted, 2 bad input, 3 runtime failure,
-    130 interrupted (results so far are kept and valid).
+    Exit codes: 0 SLA held, 1 SLA failed, run aborted or (with --baseline) a regression, 2 bad
+    input, 3 runtime failure (also: agent hosts failed for good), 4 the --baseline comparison was
+    inconclusive, 130 interrupted (results so far are kept and valid).
     """
     if scenario_file is not None and preset is not None:
         raise ScenarioError("give a scenario file or --preset, not both")
