@@ -19,10 +19,11 @@ from typing import Any
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     import pyarrow.compute as pc
 
-    from raybench import scenario, store
-    from raybench.run import connect, execute
-    from raybench.stats import percentile
-    from raybench.summary import _timing_error
+    from raybench.config import scenario
+    from raybench.engine.run import connect, execute
+    from raybench.judge.stats import percentile
+    from raybench.judge.summary import _timing_error
+    from raybench.results import store
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--agents", default="100,250,500,1000,2000")

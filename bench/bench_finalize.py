@@ -26,8 +26,8 @@ from bench.bench_recording import _host_packed, _values
 
 
 def _stream(run_dir: Path, rows: int, batch: int) -> None:
-    from raybench import store
-    from raybench.recording import RequestRows
+    from raybench.results import store
+    from raybench.results.recording import RequestRows
 
     rng = random.Random(batch)
     buf = RequestRows("bench", 7, "node-1", ["us-east", "eu-west"], ["safe", "risky", "complex"])
@@ -39,7 +39,7 @@ def _stream(run_dir: Path, rows: int, batch: int) -> None:
 
 
 def _finalize(run_dir: Path, chunk_rows: int) -> tuple[float, float, int]:
-    from raybench import store
+    from raybench.results import store
 
     t0, c0 = time.perf_counter(), time.process_time()
     store.finalize_stream(run_dir, "requests", chunk_rows=chunk_rows)
@@ -50,7 +50,7 @@ def _finalize(run_dir: Path, chunk_rows: int) -> tuple[float, float, int]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    from raybench.store import CHUNK_ROWS
+    from raybench.results.store import CHUNK_ROWS
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, default=1_000_000)

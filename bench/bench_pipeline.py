@@ -31,8 +31,8 @@ from typing import Any
 import ray
 
 from bench.bench_recording import _host_packed, _host_tuples, _values
-from raybench.agents import MAX_PENDING_WRITES
-from raybench.scenario import DEFAULT_FLUSH_INTERVAL
+from raybench.actors.host import MAX_PENDING_WRITES
+from raybench.config.scenario import DEFAULT_FLUSH_INTERVAL
 from raybench.units import parse_duration
 
 #: Rows a host records between two looks at the clock.
@@ -41,7 +41,7 @@ TEMPLATE_ROWS = 1000
 
 class Host:
     def __init__(self, host_id: int, aggregator: Any, batch: int, flush_s: float, path: str) -> None:
-        from raybench.recording import RequestRows, RowBuffer
+        from raybench.results.recording import RequestRows, RowBuffer
 
         rng = random.Random(host_id)
         self.template = [_values(i, rng) for i in range(min(batch or TEMPLATE_ROWS, TEMPLATE_ROWS))]
@@ -92,7 +92,7 @@ class TimedAggregator:
     and deserializing included)."""
 
     def __init__(self, *args: Any) -> None:
-        from raybench.aggregator import Aggregator
+        from raybench.actors.aggregator import Aggregator
 
         self.inner = Aggregator(*args)
 
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--json")
     args = p.parse_args(argv)
     flush_s = parse_duration(args.flush)
-    from raybench.run import connect
+    from raybench.engine.run import connect
 
     owns = connect(None)
     try:

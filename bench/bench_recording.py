@@ -67,8 +67,8 @@ def _host_packed(template: list[tuple[Any, ...]], buf: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    from raybench import store
-    from raybench.recording import RequestRows, RowBuffer
+    from raybench.results import store
+    from raybench.results.recording import RequestRows, RowBuffer
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, default=2_000_000)

@@ -16,7 +16,7 @@ from typing import Any
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    from raybench import store
+    from raybench.results import store
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--json")

@@ -4,9 +4,9 @@ Ray's raw async actor-call rate, measured side by side in one Ray session.
     .venv/bin/python -m bench.bench_state [--seconds 5] [--concurrency 256]
 
 raw      one ``apply_async`` Ray call per operation, ``concurrency`` calls in flight
-batched  the same operations through :class:`raybench.state.StateClient` (one host's client),
+batched  the same operations through :class:`raybench.actors.state.StateClient` (one host's client),
          each batch a Ray call (``state.transport = "ray"``)
-socket   the same client over the shard's socket data plane (:mod:`raybench.wire`, the default)
+socket   the same client over the shard's socket data plane (:mod:`raybench.actors.wire`, the default)
 All run inside an async Ray actor on the same machine against one StateShard actor.
 """
 
@@ -46,7 +46,7 @@ class Client:
         return done, time.perf_counter() - t0, lat
 
     async def raw(self, seconds: float, concurrency: int) -> dict[str, float]:
-        from raybench import state as st
+        from raybench.actors import state as st
 
         async def op(w: int, i: int) -> None:
             await self.shard.apply_async.remote([(st.APPEND, w * 1_000_000 + i, w, 0)])
@@ -57,7 +57,7 @@ class Client:
     async def batched(
         self, seconds: float, concurrency: int, interval: float, token: bytes | None = None
     ) -> dict[str, float]:
-        from raybench import state as st
+        from raybench.actors import state as st
 
         # the engine's settings: one batch in flight per shard
         client = st.StateClient([self.shard], max_ops=256, interval=interval, max_inflight=1, token=token)
@@ -71,7 +71,7 @@ class Client:
 
 
 def _result(ops: int, elapsed: float, lat: list[int], calls: int) -> dict[str, float]:
-    from raybench.stats import percentiles
+    from raybench.judge.stats import percentiles
 
     ps = percentiles([x / 1e6 for x in lat], (50.0, 99.0))
     return {"ops_per_s": ops / elapsed, "calls_per_s": calls / elapsed, "p50_ms": ps[50.0], "p99_ms": ps[99.0]}
@@ -83,8 +83,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--concurrency", type=int, default=256)
     p.add_argument("--json", help="write the figures to this file")
     args = p.parse_args(argv)
-    from raybench.run import connect
-    from raybench.state import StateShard
+    from raybench.actors.state import StateShard
+    from raybench.engine.run import connect
 
     owns = connect(None)
     try:

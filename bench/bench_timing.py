@@ -28,9 +28,9 @@ import uvloop
 
 
 async def _bare(agents: int, rate: float, seconds: float, seed: int, top_up: bool = False) -> np.ndarray:
-    from raybench.arrivals import Arrivals
-    from raybench.timing import Uniform
-    from raybench.workload import agent_rng
+    from raybench.model.arrivals import Arrivals
+    from raybench.model.timing import Uniform
+    from raybench.model.workload import agent_rng
 
     arr = Arrivals(process="poisson", rate=rate)
     policy = Uniform(5, 25)
@@ -65,9 +65,10 @@ async def _bare(agents: int, rate: float, seconds: float, seed: int, top_up: boo
 
 
 def _raybench(agents: int, rate: float, seconds: float) -> tuple[np.ndarray, dict[str, Any]]:
-    from raybench import scenario, store
-    from raybench.run import execute
-    from raybench.summary import _timing_error
+    from raybench.config import scenario
+    from raybench.engine.run import execute
+    from raybench.judge.summary import _timing_error
+    from raybench.results import store
 
     sc = scenario.load(
         preset="smoke",
@@ -90,7 +91,7 @@ def _raybench(agents: int, rate: float, seconds: float) -> tuple[np.ndarray, dic
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    from raybench.stats import percentiles
+    from raybench.judge.stats import percentiles
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--agents", default="1000,10000")

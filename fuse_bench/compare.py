@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from fuse_bench.load import Workload, run_workload
 from fuse_bench.mount import Mount, probe
 from raybench.errors import FuseUnavailable, UsageError
-from raybench.schema import schema
+from raybench.results.schema import schema
 
 if TYPE_CHECKING:
     import pyarrow as pa

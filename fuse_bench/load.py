@@ -2,7 +2,7 @@
 
 ``run_workload(root, workload, target=...)`` prepares a file set under ``root``, runs
 ``workload.workers`` closed-loop workers for ``workload.duration_s`` seconds, removes what it
-created and returns one ``fuse_ops`` row per operation (schema in :mod:`raybench.schema`).
+created and returns one ``fuse_ops`` row per operation (schema in :mod:`raybench.results.schema`).
 
 Operations (each row times exactly what is listed, as a program would do it):
 
@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 from fuse_bench.summary import compare_table, format_compare
 from raybench.errors import RuntimeFailure, UsageError, nearest
-from raybench.schema import schema
+from raybench.results.schema import schema
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -1,6 +1,6 @@
 """Per-operation comparison of FUSE against native, computed from ``fuse_ops`` rows.
 
-Method: latency percentiles are exact nearest-rank percentiles (:mod:`raybench.stats`) over the
+Method: latency percentiles are exact nearest-rank percentiles (:mod:`raybench.judge.stats`) over the
 *successful* operations of one (op, target); failed operations are counted in ``errors`` (their
 latency is the time to fail, which would flatter the figures). Throughput is successful operations
 divided by the span of that target's rows (first start to last end), so it is what the workers
@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from raybench.stats import percentiles
+from raybench.judge.stats import percentiles
 from raybench.units import format_ms
 
 if TYPE_CHECKING:

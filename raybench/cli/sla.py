@@ -1,0 +1,104 @@
+"""``raybench sla RUN``: re-evaluate SLA thresholds offline from a run folder's files.
+
+Thresholds and monitor settings default to those recorded in the run's manifest
+(``manifest["scenario"]["sla"]``); ``--sla`` replaces the thresholds, ``--window`` the window. The
+verdicts come from :func:`raybench.judge.sla.evaluate_run`, the same code the live monitor runs. Nothing is
+written into the run folder unless ``--write`` (then ``sla.arrow``, atomically).
+
+Exit code: 0 every threshold passes, 1 any fails (no data is a failure, unless the threshold's stage
+is off in the run's scenario: then it is not applicable), 2 bad expression or folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import click
+
+from raybench.errors import ResultsError, ScenarioError, UsageError
+from raybench.judge.sla import format_table
+
+_JUDGING_KEYS = ("thresholds", "window", "initial_delay", "grace_windows", "counting", "settle_windows")
+
+
+@click.command("sla")
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--sla", "exprs", multiple=True, metavar="EXPR", help="Threshold, e.g. 'p99<100ms' (repeatable).")
+@click.option("--window", default=None, metavar="DURATION", help="Window length (default: the run's, else 30s).")
+@click.option("--write", is_flag=True, help="Write sla.arrow into the run folder (atomically).")
+@click.pass_context
+def command(ctx: click.Context, run: Path, exprs: tuple[str, ...], window: str | None, write: bool) -> None:
+    """Re-evaluate SLA thresholds of a finished run from its files."""
+    import pyarrow as pa
+
+    from raybench.config.sla import parse_sla_config
+    from raybench.judge import sla
+    from raybench.judge.thresholds import parse_thresholds
+    from raybench.results import schema, store
+    from raybench.units import parse_duration
+
+    manifest = store.load_manifest(run)
+    recorded = (manifest.get("scenario") or {}).get("sla") or {}
+    if not isinstance(recorded, dict):
+        raise ResultsError(f"{run}: manifest scenario.sla is not a table")
+    # Only what judges a window matters here; alerts, rollback and actions are the live run's.
+    judging = {k: recorded[k] for k in _JUDGING_KEYS if k in recorded}
+    try:
+        cfg = parse_sla_config(judging, resolve_secrets=False, where="manifest scenario.sla")
+    except ScenarioError as exc:
+        raise ResultsError(f"{run}: {exc}") from None
+    thresholds = parse_thresholds(list(exprs)) if exprs else cfg.thresholds
+    if not thresholds:
+        raise UsageError(f"{run} records no SLA thresholds; give some with --sla 'p99<100ms'")
+    window_s = cfg.window_s
+    if window is not None:
+        try:
+            window_s = parse_duration(window)
+        except ValueError as exc:
+            raise UsageError(f"--window: {exc}") from None
+        if window_s <= 0:
+            raise UsageError("--window must be > 0")
+    t0 = manifest.get("load_start_ns")
+    if not isinstance(t0, int):
+        raise ResultsError(f"{run}: manifest has no load_start_ns (the load start, UTC ns)")
+    end = manifest.get("load_end_ns")
+    stopped = manifest.get("load_stopped_ns")  # a load stopped early: its windows end there
+    if isinstance(stopped, int) and isinstance(end, int):
+        end = min(end, stopped)
+    stages_off: dict[str, str] = {}
+    if isinstance(manifest.get("scenario"), dict):
+        from raybench.config.scenario import Scenario
+
+        # the stages need the load's tables only (the recorded [sla] table is redacted)
+        load_tables = {k: v for k, v in manifest["scenario"].items() if k != "sla"}
+        with contextlib.suppress(ScenarioError):  # unknown stages: every threshold is judged
+            stages_off = Scenario.from_dict(load_tables).stages_off()
+    requests = store.read_table(run, "requests")
+    resources = store.read_table(run, "resources")
+    rows, _violations = sla.evaluate_run(
+        thresholds,
+        requests,
+        resources,
+        t0_ns=t0,
+        window_s=window_s,
+        end_ns=end if isinstance(end, int) else None,
+        initial_delay_s=cfg.initial_delay_s,
+        grace_windows=cfg.grace_windows,
+        counting=cfg.counting,
+        settle_windows=cfg.settle_windows,
+        run_id=str(manifest.get("run_id", "")),
+        stages_off=stages_off,
+    )
+    for line in format_table(rows, thresholds):
+        click.echo(line)
+    if write:
+        names = schema.column_names("sla")
+        data = pa.Table.from_pylist([{k: r[k] for k in names} for r in rows], schema=schema.schema("sla", final=False))
+        store.write_table(run, "sla", data)
+        click.echo(f"wrote {Path(run) / 'sla.arrow'}")
+    failed = sum(1 for r in rows if not r["passed"])
+    off = sum(1 for r in rows if not r["applicable"])
+    note = f" ({off} not applicable: their stage is off)" if off else ""
+    click.echo(f"{len(rows) - failed - off}/{len(rows) - off} thresholds pass{note}")
+    ctx.exit(1 if failed else 0)

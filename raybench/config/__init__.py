@@ -1,0 +1,1 @@
+"""Scenario configuration: the scenario model (one declaration per key), its files and presets, the [sla] table."""

@@ -1,0 +1,1 @@
+"""Result files: the Arrow schema, row recording, the run folder store, per-window statistics, export."""
