@@ -24,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fuse_bench.compare import MountOptions, run_comparison
-from fuse_bench.load import DEFAULT_MIX, Workload, compare_table, parse_mix
-from fuse_bench.summary import format_latency
+from fuse_bench.opstats import format_latency, op_stats
+from fuse_bench.vs_native import MountOptions, run_comparison
+from fuse_bench.workload import DEFAULT_MIX, Workload, parse_mix
 from raybench.units import parse_duration
 
 
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         started = time.time()
         comp = run_comparison(wl, opts)
-        rows = compare_table(comp.table)
+        rows = op_stats(comp.table)
         results.append(
             {"backend": backend, "loop": loop, "workers": workers, "started": started, "info": comp.info, "rows": rows}
         )

@@ -1,4 +1,5 @@
-"""The test filesystems served over FUSE: an in-memory tree and a passthrough over a directory.
+"""The test filesystems served over FUSE: the in-memory tree here, and a passthrough over a
+directory (:mod:`fuse_bench.passthrough`).
 
 Both classes are plain objects with fusepy-style ``Operations`` methods (``getattr(path, fh)``,
 ``read(path, size, offset, fh)``, ...). They import no FUSE binding, so they can be unit-tested
@@ -28,7 +29,6 @@ import os
 import stat as st
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 #: Longest file name accepted, as on ext4/tmpfs.
@@ -41,11 +41,12 @@ MEMORY_CAPACITY_BYTES = 1 << 40
 # utimensat's special nanosecond values. libfuse passes them through in tv_nsec, and the bindings
 # fold (tv_sec, tv_nsec) into one integer, so they show up as this remainder modulo 10**9. A real
 # timestamp with exactly this nanosecond part is a 1-in-10**9 coincidence we accept.
-_UTIME_NOW_REM = ((1 << 30) - 1) % 1_000_000_000
-_UTIME_OMIT_REM = ((1 << 30) - 2) % 1_000_000_000
+UTIME_NOW_REM = ((1 << 30) - 1) % 1_000_000_000
+UTIME_OMIT_REM = ((1 << 30) - 2) % 1_000_000_000
 
 
-def _err(code: int, path: str | None = None) -> OSError:
+def os_error(code: int, path: str | None = None) -> OSError:
+    """An OSError with ``code`` and its standard message, as the FUSE bindings expect."""
     return OSError(code, os.strerror(code), path)
 
 
@@ -82,11 +83,12 @@ class _Node:
         }
 
 
-def _split(path: str) -> list[str]:
+def split_path(path: str) -> list[str]:
+    """The names of a path from the kernel; ENAMETOOLONG for a name over :data:`NAME_MAX` bytes."""
     parts = [p for p in path.split("/") if p]
     for p in parts:
         if len(p.encode()) > NAME_MAX:
-            raise _err(errno.ENAMETOOLONG, path)
+            raise os_error(errno.ENAMETOOLONG, path)
     return parts
 
 
@@ -115,29 +117,29 @@ class MemoryFS:
 
     def _lookup(self, path: str) -> _Node:
         node = self.root
-        for name in _split(path):
+        for name in split_path(path):
             if node.children is None:
-                raise _err(errno.ENOTDIR, path)
+                raise os_error(errno.ENOTDIR, path)
             child = node.children.get(name)
             if child is None:
-                raise _err(errno.ENOENT, path)
+                raise os_error(errno.ENOENT, path)
             node = child
         return node
 
     def _parent(self, path: str) -> tuple[_Node, str]:
-        parts = _split(path)
+        parts = split_path(path)
         if not parts:
-            raise _err(errno.EBUSY, path)  # the root has no parent entry to change
+            raise os_error(errno.EBUSY, path)  # the root has no parent entry to change
         parent = self.root
         for name in parts[:-1]:
             if parent.children is None:
-                raise _err(errno.ENOTDIR, path)
+                raise os_error(errno.ENOTDIR, path)
             child = parent.children.get(name)
             if child is None:
-                raise _err(errno.ENOENT, path)
+                raise os_error(errno.ENOENT, path)
             parent = child
         if parent.children is None:
-            raise _err(errno.ENOTDIR, path)
+            raise os_error(errno.ENOTDIR, path)
         return parent, parts[-1]
 
     def _node_of(self, path: str | None, fh: int | None) -> _Node:
@@ -146,7 +148,7 @@ class MemoryFS:
             if entry is not None:
                 return entry[0]
         if path is None:
-            raise _err(errno.EBADF)
+            raise os_error(errno.EBADF)
         return self._lookup(path)
 
     def _new(self, mode: int) -> _Node:
@@ -185,10 +187,10 @@ class MemoryFS:
         with self._lock:
             node = self._node_of(path, None)
             atime, mtime = times if times is not None else (now, now)
-            if atime % 1_000_000_000 != _UTIME_OMIT_REM:
-                node.atime = now if atime % 1_000_000_000 == _UTIME_NOW_REM else int(atime)
-            if mtime % 1_000_000_000 != _UTIME_OMIT_REM:
-                node.mtime = now if mtime % 1_000_000_000 == _UTIME_NOW_REM else int(mtime)
+            if atime % 1_000_000_000 != UTIME_OMIT_REM:
+                node.atime = now if atime % 1_000_000_000 == UTIME_NOW_REM else int(atime)
+            if mtime % 1_000_000_000 != UTIME_OMIT_REM:
+                node.mtime = now if mtime % 1_000_000_000 == UTIME_NOW_REM else int(mtime)
             node.ctime = now
         return 0
 
@@ -213,7 +215,7 @@ class MemoryFS:
         with self._lock:
             parent, name = self._parent(path)
             if name in parent.children:  # type: ignore[operator]
-                raise _err(errno.EEXIST, path)
+                raise os_error(errno.EEXIST, path)
             parent.children[name] = self._new(st.S_IFDIR | st.S_IMODE(mode))  # type: ignore[index]
             parent.nlink += 1
             parent.mtime = parent.ctime = time.time_ns()
@@ -224,11 +226,11 @@ class MemoryFS:
             parent, name = self._parent(path)
             node = parent.children.get(name)  # type: ignore[union-attr]
             if node is None:
-                raise _err(errno.ENOENT, path)
+                raise os_error(errno.ENOENT, path)
             if node.children is None:
-                raise _err(errno.ENOTDIR, path)
+                raise os_error(errno.ENOTDIR, path)
             if node.children:
-                raise _err(errno.ENOTEMPTY, path)
+                raise os_error(errno.ENOTEMPTY, path)
             del parent.children[name]  # type: ignore[union-attr]
             parent.nlink -= 1
             parent.mtime = parent.ctime = time.time_ns()
@@ -238,7 +240,7 @@ class MemoryFS:
         with self._lock:
             node = self._lookup(path)
             if node.children is None:
-                raise _err(errno.ENOTDIR, path)
+                raise os_error(errno.ENOTDIR, path)
             fh = next(self._fhs)
             self._handles[fh] = (node, os.O_RDONLY)
             return fh
@@ -247,7 +249,7 @@ class MemoryFS:
         with self._lock:
             node = self._node_of(path, fh)
             if node.children is None:
-                raise _err(errno.ENOTDIR, path)
+                raise os_error(errno.ENOTDIR, path)
             return [".", "..", *node.children]
 
     def releasedir(self, path: str | None, fh: int | None) -> int:
@@ -264,9 +266,9 @@ class MemoryFS:
                 parent.children[name] = node  # type: ignore[index]
                 parent.mtime = parent.ctime = time.time_ns()
             elif flags is not None and flags & os.O_EXCL:
-                raise _err(errno.EEXIST, path)
+                raise os_error(errno.EEXIST, path)
             elif node.data is None:
-                raise _err(errno.EISDIR, path)
+                raise os_error(errno.EISDIR, path)
             elif flags is not None and flags & os.O_TRUNC:
                 node.data.clear()
             fh = next(self._fhs)
@@ -277,7 +279,7 @@ class MemoryFS:
         with self._lock:
             node = self._lookup(path)
             if node.data is None and flags & (os.O_WRONLY | os.O_RDWR):
-                raise _err(errno.EISDIR, path)
+                raise os_error(errno.EISDIR, path)
             if node.data is not None and flags & os.O_TRUNC and flags & (os.O_WRONLY | os.O_RDWR):
                 node.data.clear()
                 node.mtime = node.ctime = time.time_ns()
@@ -289,7 +291,7 @@ class MemoryFS:
         with self._lock:
             node = self._node_of(path, fh)
             if node.data is None:
-                raise _err(errno.EISDIR, path)
+                raise os_error(errno.EISDIR, path)
             return bytes(node.data[offset : offset + size])
 
     def write(self, path: str | None, data: bytes, offset: int, fh: int | None) -> int:
@@ -297,7 +299,7 @@ class MemoryFS:
             entry = self._handles.get(fh) if fh else None
             node = entry[0] if entry is not None else self._node_of(path, None)
             if node.data is None:
-                raise _err(errno.EISDIR, path)
+                raise os_error(errno.EISDIR, path)
             buf = node.data
             if entry is not None and entry[1] & os.O_APPEND:
                 # The kernel computes the append offset from the size it last saw; under concurrent
@@ -311,11 +313,11 @@ class MemoryFS:
 
     def truncate(self, path: str | None, length: int, fh: int | None = None) -> int:
         if length < 0:
-            raise _err(errno.EINVAL, path)
+            raise os_error(errno.EINVAL, path)
         with self._lock:
             node = self._node_of(path, fh)
             if node.data is None:
-                raise _err(errno.EISDIR, path)
+                raise os_error(errno.EISDIR, path)
             if length < len(node.data):
                 del node.data[length:]
             else:
@@ -339,9 +341,9 @@ class MemoryFS:
             parent, name = self._parent(path)
             node = parent.children.get(name)  # type: ignore[union-attr]
             if node is None:
-                raise _err(errno.ENOENT, path)
+                raise os_error(errno.ENOENT, path)
             if node.children is not None:
-                raise _err(errno.EISDIR, path)
+                raise os_error(errno.EISDIR, path)
             del parent.children[name]  # type: ignore[union-attr]
             node.nlink -= 1
             parent.mtime = parent.ctime = node.ctime = time.time_ns()
@@ -352,23 +354,23 @@ class MemoryFS:
             old_parent, old_name = self._parent(old)
             node = old_parent.children.get(old_name)  # type: ignore[union-attr]
             if node is None:
-                raise _err(errno.ENOENT, old)
+                raise os_error(errno.ENOENT, old)
             new_parent, new_name = self._parent(new)
             if node.children is not None:
                 # A directory may not move below itself (rename("a", "a/b") is EINVAL on Linux).
-                old_parts, new_parts = _split(old), _split(new)
+                old_parts, new_parts = split_path(old), split_path(new)
                 if new_parts[: len(old_parts)] == old_parts and new_parts != old_parts:
-                    raise _err(errno.EINVAL, new)
+                    raise os_error(errno.EINVAL, new)
             target = new_parent.children.get(new_name)  # type: ignore[union-attr]
             if target is node:
                 return 0
             if target is not None:
                 if node.children is not None and target.children is None:
-                    raise _err(errno.ENOTDIR, new)
+                    raise os_error(errno.ENOTDIR, new)
                 if node.children is None and target.children is not None:
-                    raise _err(errno.EISDIR, new)
+                    raise os_error(errno.EISDIR, new)
                 if target.children:
-                    raise _err(errno.ENOTEMPTY, new)
+                    raise os_error(errno.ENOTEMPTY, new)
                 if target.children is not None:
                     new_parent.nlink -= 1
                 target.nlink = 0
@@ -380,149 +382,6 @@ class MemoryFS:
             now = time.time_ns()
             old_parent.mtime = old_parent.ctime = new_parent.mtime = new_parent.ctime = now
             node.ctime = now
-        return 0
-
-
-class PassthroughFS:
-    """Every operation forwarded to the same path under ``backing`` (a real directory).
-
-    Handles are real file descriptors of the backing files. Thread safety comes from the kernel:
-    each method is one or a few system calls on paths or descriptors, with no shared Python state.
-    """
-
-    use_ns = True
-    # Operations on an open file are served by handle, never by path: libfuse may then skip
-    # computing the path (cheaper) and keeps calling us for files unlinked while open.
-    flag_nullpath_ok = True
-    flag_nopath = True
-    flag_utime_omit_ok = True
-
-    def __init__(self, backing: Path) -> None:
-        self.backing = os.path.realpath(backing)
-        if not os.path.isdir(self.backing):
-            raise NotADirectoryError(errno.ENOTDIR, "backing directory does not exist", str(backing))
-
-    def _full(self, path: str | None) -> str:
-        if path is None:
-            raise _err(errno.EBADF)
-        _split(path)
-        # Paths from the kernel are absolute and normalized ('..' never reaches us), so joining
-        # cannot escape the backing directory.
-        return self.backing + path if path != "/" else self.backing
-
-    def getattr(self, path: str | None, fh: int | None = None) -> dict[str, int]:
-        s = os.fstat(fh) if fh else os.lstat(self._full(path))
-        return {
-            "st_mode": s.st_mode,
-            "st_ino": s.st_ino,
-            "st_nlink": s.st_nlink,
-            "st_uid": s.st_uid,
-            "st_gid": s.st_gid,
-            "st_size": s.st_size,
-            "st_blocks": s.st_blocks,
-            "st_blksize": s.st_blksize,
-            "st_atime": s.st_atime_ns,
-            "st_mtime": s.st_mtime_ns,
-            "st_ctime": s.st_ctime_ns,
-        }
-
-    def access(self, path: str, amode: int) -> int:
-        if not os.access(self._full(path), amode):
-            raise _err(errno.EACCES, path)
-        return 0
-
-    def chmod(self, path: str | None, mode: int) -> int:
-        os.chmod(self._full(path), st.S_IMODE(mode))
-        return 0
-
-    def chown(self, path: str | None, uid: int, gid: int) -> int:
-        os.chown(self._full(path), uid, gid)
-        return 0
-
-    def utimens(self, path: str | None, times: tuple[int, int] | None = None) -> int:
-        if times is None:
-            os.utime(self._full(path))
-            return 0
-        cur = os.lstat(self._full(path))
-        now = time.time_ns()
-
-        def pick(value: int, current: int) -> int:
-            rem = value % 1_000_000_000
-            if rem == _UTIME_OMIT_REM:
-                return current
-            return now if rem == _UTIME_NOW_REM else int(value)
-
-        os.utime(self._full(path), ns=(pick(times[0], cur.st_atime_ns), pick(times[1], cur.st_mtime_ns)))
-        return 0
-
-    def statfs(self, path: str) -> dict[str, int]:
-        v = os.statvfs(self._full(path))
-        keys = ("f_bsize", "f_frsize", "f_blocks", "f_bfree", "f_bavail", "f_files", "f_ffree", "f_namemax")
-        return {k: getattr(v, k) for k in keys}
-
-    def mkdir(self, path: str, mode: int) -> int:
-        os.mkdir(self._full(path), mode)
-        return 0
-
-    def rmdir(self, path: str) -> int:
-        os.rmdir(self._full(path))
-        return 0
-
-    def opendir(self, path: str) -> int:
-        return os.open(self._full(path), os.O_RDONLY | os.O_DIRECTORY)
-
-    def readdir(self, path: str | None, fh: int | None) -> list[str]:
-        return [".", "..", *os.listdir(fh if fh else self._full(path))]
-
-    def releasedir(self, path: str | None, fh: int | None) -> int:
-        if fh:
-            os.close(fh)
-        return 0
-
-    def create(self, path: str, mode: int, flags: int | None = None) -> int:
-        # fusepy (libfuse 2) does not pass the open flags to create; O_RDWR lets any later
-        # read or write through this handle succeed.
-        if flags is None:
-            flags = os.O_RDWR
-        return os.open(self._full(path), flags | os.O_CREAT, mode)
-
-    def open(self, path: str, flags: int) -> int:
-        return os.open(self._full(path), flags & ~os.O_CREAT)
-
-    def read(self, path: str | None, size: int, offset: int, fh: int | None) -> bytes:
-        return os.pread(fh, size, offset) if fh else b""
-
-    def write(self, path: str | None, data: bytes, offset: int, fh: int | None) -> int:
-        if not fh:
-            raise _err(errno.EBADF, path)
-        return os.pwrite(fh, data, offset)
-
-    def truncate(self, path: str | None, length: int, fh: int | None = None) -> int:
-        if fh:
-            os.ftruncate(fh, length)
-        else:
-            os.truncate(self._full(path), length)
-        return 0
-
-    def flush(self, path: str | None, fh: int | None) -> int:
-        return 0
-
-    def fsync(self, path: str | None, datasync: int, fh: int | None) -> int:
-        if fh:
-            (os.fdatasync if datasync else os.fsync)(fh)
-        return 0
-
-    def release(self, path: str | None, fh: int | None) -> int:
-        if fh:
-            os.close(fh)
-        return 0
-
-    def unlink(self, path: str) -> int:
-        os.unlink(self._full(path))
-        return 0
-
-    def rename(self, old: str, new: str) -> int:
-        os.rename(self._full(old), self._full(new))
         return 0
 
 
@@ -551,14 +410,3 @@ def prefill(fs: Any, count: int, nbytes: int) -> None:
             fs.truncate(None, nbytes, fh)  # a longer file kept from before ends at nbytes too
         finally:
             fs.release(None, fh)
-
-
-def make_fs(mode: str, backing: Path | None = None) -> Any:
-    """Build the filesystem object for ``mode`` ('memory' or 'passthrough' over ``backing``)."""
-    if mode == "memory":
-        return MemoryFS()
-    if mode == "passthrough":
-        if backing is None:
-            raise ValueError("passthrough mode needs a backing directory")
-        return PassthroughFS(backing)
-    raise ValueError(f"unknown filesystem mode {mode!r}; use 'memory' or 'passthrough'")

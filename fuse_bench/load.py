@@ -2,19 +2,8 @@
 
 ``run_workload(root, workload, target=...)`` prepares a file set under ``root``, runs
 ``workload.workers`` closed-loop workers for ``workload.duration_s`` seconds, removes what it
-created and returns one ``fuse_ops`` row per operation (schema in :mod:`raybench.results.schema`).
-
-Operations (each row times exactly what is listed, as a program would do it):
-
-* ``stat``: ``stat()`` of a file of the set.
-* ``read``: ``open(O_RDONLY)`` + read to end of file + ``close``.
-* ``write``: ``open(O_WRONLY)`` + ``pwrite`` of ``file_size`` bytes at offset 0 + ``close``.
-* ``create``: ``open(O_CREAT|O_EXCL|O_WRONLY)`` of a new name + ``close``.
-* ``unlink``: ``unlink()`` of a file this worker created (one is created first, untimed, if the
-  worker has none).
-* ``readdir``: list the worker's directory (names only, no per-entry stat).
-* ``rename``: ``rename()`` of a file this worker created to a new name in the same directory.
-* ``fsync``: ``open(O_WRONLY)`` + ``pwrite`` of ``file_size`` bytes + ``fsync`` + ``close``.
+created and returns one row per operation (columns: :data:`COLUMNS`). What a workload is, and what
+each operation times, is in :mod:`fuse_bench.workload`.
 
 Workers are threads; with ``processes > 0`` they are spread over that many child processes
 (plain subprocesses) so that the load generator itself is not limited by one GIL.
@@ -30,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import math
 import os
 import pickle
 import random
@@ -43,42 +31,16 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from fuse_bench.summary import compare_table, format_compare
-from raybench.errors import RuntimeFailure, UsageError, nearest
-from raybench.results.schema import schema
+from fuse_bench.errors import RuntimeFailure, UsageError
+from fuse_bench.workload import TARGETS, Workload
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = [
-    "DEFAULT_MIX",
-    "OPS",
-    "TARGETS",
-    "Workload",
-    "compare_table",
-    "format_compare",
-    "parse_mix",
-    "run_workload",
-]
-
-OPS = ("stat", "read", "write", "create", "unlink", "readdir", "rename", "fsync")
-TARGETS = ("fuse", "native")
-#: The default mix: reads and stats dominate, as for agents that mostly look before they write.
-DEFAULT_MIX: dict[str, float] = {
-    "stat": 3,
-    "read": 3,
-    "write": 2,
-    "create": 1,
-    "unlink": 1,
-    "readdir": 1,
-    "rename": 1,
-    "fsync": 1,
-}
 #: errnos that mean the mount itself is gone for good.
 MOUNT_GONE = frozenset({errno.ENOTCONN, errno.ECONNABORTED, errno.ENODEV})
 #: Seconds to prepare (or remove) the file set before giving up on a hung filesystem.
@@ -89,92 +51,19 @@ _READ_CAP = 1 << 20
 
 #: One recorded operation: (ts_ns, worker, op, bytes, latency_us, ok, errno).
 Row = tuple[int, int, str, int, float, bool, int | None]
+#: Columns of the table :func:`run_workload` returns, in order: start of the operation (UTC ns),
+#: worker, operation, bytes moved, latency (µs), success, errno of a failure (null on success),
+#: and the run, node and target given to it.
+COLUMNS = ("run_id", "ts_ns", "node_id", "worker", "op", "target", "bytes", "latency_us", "ok", "errno")
 
 
-@dataclass(frozen=True)
-class Workload:
-    """What to run.
+def rows_schema() -> pa.Schema:
+    """The Arrow schema of :func:`run_workload`'s table (:data:`COLUMNS`; only ``errno`` is nullable)."""
+    import pyarrow as pa
 
-    Attributes:
-        workers: concurrent closed-loop workers (>= 1).
-        duration_s: seconds of timed operations (> 0).
-        mix: op -> relative weight, over :data:`OPS`; ops not listed never run.
-        file_size: bytes per file of the set, and per write (>= 0).
-        files: files in the set: one shared set, or one set per worker when ``shared`` is False.
-        shared: all workers use one directory and one file set (contention), or each its own.
-        processes: 0 runs every worker as a thread of this process; N > 0 spreads them over N
-            child processes.
-        seed: seeds each worker's choice of operations and files.
-        op_timeout_s: how long after the end an operation may stay blocked before it is recorded
-            as timed out and abandoned.
-    """
-
-    workers: int = 32
-    duration_s: float = 10.0
-    mix: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_MIX))
-    file_size: int = 4096
-    files: int = 16
-    shared: bool = True
-    processes: int = 0
-    seed: int = 0
-    op_timeout_s: float = 10.0
-
-    def __post_init__(self) -> None:
-        if self.workers < 1:
-            raise UsageError(f"workers must be >= 1 (got {self.workers})")
-        if not (self.duration_s > 0 and math.isfinite(self.duration_s)):
-            raise UsageError(f"duration must be > 0 (got {self.duration_s}s)")
-        if self.file_size < 0 or self.files < 1:
-            raise UsageError("file_size must be >= 0 and files >= 1")
-        if self.processes < 0 or self.processes > self.workers:
-            raise UsageError(f"processes must be between 0 and workers ({self.workers}); got {self.processes}")
-        if self.op_timeout_s <= 0:
-            raise UsageError("op_timeout_s must be > 0")
-        mix = dict(self.mix)
-        for op, weight in mix.items():
-            if op not in OPS:
-                raise UsageError(f"unknown operation {op!r} in the mix{nearest(op, OPS)}; known: {', '.join(OPS)}")
-            if not (weight >= 0 and math.isfinite(weight)):
-                raise UsageError(f"weight of {op!r} must be a number >= 0 (got {weight})")
-        if not any(w > 0 for w in mix.values()):
-            raise UsageError("the mix needs at least one operation with a weight > 0")
-        object.__setattr__(self, "mix", {op: float(mix[op]) for op in OPS if mix.get(op, 0) > 0})
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain values for a manifest."""
-        return {
-            "workers": self.workers,
-            "duration_s": self.duration_s,
-            "mix": dict(self.mix),
-            "file_size": self.file_size,
-            "files": self.files,
-            "shared": self.shared,
-            "processes": self.processes,
-            "seed": self.seed,
-            "op_timeout_s": self.op_timeout_s,
-        }
-
-
-def parse_mix(text: str) -> dict[str, float]:
-    """Parse ``'stat=3,read=3,write=2'`` into a weight per op; raises UsageError on bad input."""
-    mix: dict[str, float] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        op, sep, value = part.partition("=")
-        op = op.strip()
-        if not sep:
-            raise UsageError(f"--mix item {part!r} needs the form op=weight, e.g. stat=3")
-        if op not in OPS:
-            raise UsageError(f"unknown operation {op!r} in --mix{nearest(op, OPS)}; known: {', '.join(OPS)}")
-        try:
-            weight = float(value)
-        except ValueError:
-            raise UsageError(f"--mix weight of {op!r} is not a number: {value!r}") from None
-        if not (weight >= 0 and math.isfinite(weight)):
-            raise UsageError(f"--mix weight of {op!r} must be >= 0 (got {value})")
-        mix[op] = weight
-    if not any(w > 0 for w in mix.values()):
-        raise UsageError("--mix needs at least one operation with a weight > 0, e.g. stat=1")
-    return mix
+    s, i32, i64 = pa.string(), pa.int32(), pa.int64()
+    types = (s, i64, s, i32, s, s, i64, pa.float64(), pa.bool_(), i32)
+    return pa.schema([pa.field(n, t, nullable=n == "errno") for n, t in zip(COLUMNS, types, strict=True)])
 
 
 # -- the file set --------------------------------------------------------------------------------
@@ -449,7 +338,7 @@ def _run_processes(bases: tuple[str, ...], wl: Workload) -> tuple[list[Row], lis
 def run_workload(
     root: Path | Sequence[Path], workload: Workload, *, target: str, node_id: str = "local", run_id: str = ""
 ) -> pa.Table:
-    """Run ``workload`` in a new folder under ``root`` and return its ``fuse_ops`` rows.
+    """Run ``workload`` in a new folder under ``root`` and return its rows, one per operation.
 
     Args:
         root: a directory on the filesystem to measure (a FUSE mountpoint, or a native folder), or
@@ -460,9 +349,8 @@ def run_workload(
         node_id, run_id: stored in each row.
 
     Returns:
-        A table with the plain (non-dictionary) ``fuse_ops`` schema, one row per operation, in no
-        particular order. Schema metadata ``lost_workers`` lists workers whose process never
-        reported (normally empty).
+        A table of :func:`rows_schema`, one row per operation, in order of start time. Schema
+        metadata ``lost_workers`` lists workers whose process never reported (normally empty).
 
     Raises:
         UsageError: bad target, or ``root`` is not a directory.
@@ -494,7 +382,7 @@ def run_workload(
     rows.sort(key=lambda r: r[0])
     n = len(rows)
     cols = list(zip(*rows, strict=True)) if rows else [[] for _ in range(7)]
-    plain = schema("fuse_ops", final=False)
+    plain = rows_schema()
     table = pa.table(
         {
             "run_id": pa.array([run_id] * n, pa.string()),
@@ -510,6 +398,4 @@ def run_workload(
         },
         schema=plain,
     )
-    meta = dict(plain.metadata or {})
-    meta[b"lost_workers"] = ",".join(map(str, lost)).encode()
-    return table.replace_schema_metadata(meta)
+    return table.replace_schema_metadata({b"lost_workers": ",".join(map(str, lost)).encode()})

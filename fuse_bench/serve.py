@@ -5,7 +5,7 @@ of :mod:`fuse_bench.fs`, loads the chosen binding (fusepy on libfuse 2, or mfuse
 and runs libfuse's loop in the foreground until the mount goes away.
 
 The mount is recognisable in ``/proc/mounts`` by its type ``fuse.raybench`` and its source
-``raybench-<pid of this process>``; :func:`fuse_bench.mount.cleanup_stale` relies on both.
+``raybench-<pid of this process>``; :func:`fuse_bench.mounttable.cleanup_stale` relies on both.
 
 Who unmounts after a kill (the mount must never outlive everyone who could remove it):
 
@@ -18,7 +18,7 @@ Who unmounts after a kill (the mount must never outlive everyone who could remov
   ``fusermount``, which stays behind as a watchdog (its own session, all signals blocked) and
   lazily unmounts once the last copy of libfuse's socket to it closes. This process hands a copy
   of that socket to the owner (``--keeper-fd``), so the last copy closes only when both are gone.
-  The folder and the log stay; :func:`fuse_bench.mount.cleanup_stale` removes them later.
+  The folder and the log stay; :func:`fuse_bench.mounttable.cleanup_stale` removes them later.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fuse_bench.fs import make_fs, prefill
+from fuse_bench.fs import MemoryFS, prefill
+from fuse_bench.passthrough import PassthroughFS
 
 #: Mount type suffix (``fuse.<SUBTYPE>``) and source prefix that mark raybench mounts.
 SUBTYPE = "raybench"
@@ -185,6 +186,17 @@ def load_binding(backend: str) -> Any:
 
         return fuse
     raise ValueError(f"unknown FUSE backend {backend!r}; use 'fusepy' or 'mfusepy'")
+
+
+def make_fs(mode: str, backing: Path | None = None) -> Any:
+    """Build the filesystem object for ``mode`` ('memory' or 'passthrough' over ``backing``)."""
+    if mode == "memory":
+        return MemoryFS()
+    if mode == "passthrough":
+        if backing is None:
+            raise ValueError("passthrough mode needs a backing directory")
+        return PassthroughFS(backing)
+    raise ValueError(f"unknown filesystem mode {mode!r}; use 'memory' or 'passthrough'")
 
 
 def main(argv: list[str] | None = None) -> int:

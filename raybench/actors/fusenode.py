@@ -39,10 +39,11 @@ class FuseNode:
         and swaps the link atomically, so no agent ever writes into a bare mountpoint directory.
         """
         from fuse_bench import mount as fm
+        from fuse_bench.mounttable import cleanup_stale
         from raybench.actors.sampler import current_node_id
 
         node_id = current_node_id()
-        fm.cleanup_stale()
+        cleanup_stale()
         reason = fm.probe()
         if reason is not None:
             return {"node_id": node_id, "reason": reason}
@@ -77,18 +78,22 @@ class FuseNode:
     def run_probe(self, aggregator: Any, workers: int, t0_ns: int, duration_s: float, seed: int) -> int:
         """The concurrent probe workload beside the agents: ``workers`` closed-loop threads doing
         fuse_bench's default operation mix on this node's mount from ``t0_ns`` for ``duration_s``.
-        Its rows go to the aggregator as ``fuse_ops``; returns how many. Runs in one of the
-        actor's threads (the actor is threaded so ``stop`` still answers meanwhile)."""
+        Its rows go to the aggregator as ``fuse_ops`` (the result schema applied here); returns how
+        many. Runs in one of the actor's threads (the actor is threaded so ``stop`` still answers
+        meanwhile)."""
         import time
 
-        from fuse_bench.load import Workload, run_workload
+        from fuse_bench.load import run_workload
+        from fuse_bench.workload import Workload
         from raybench.actors.sampler import current_node_id
+        from raybench.results.schema import conform
 
         if self.mount is None or self.base is None:
             return 0
         time.sleep(max(0.0, (t0_ns - time.time_ns()) / 1e9))
         workload = Workload(workers=workers, duration_s=duration_s, seed=seed, op_timeout_s=5.0)
-        table = run_workload(self.base / "fs", workload, target="fuse", node_id=current_node_id(), run_id=self.run_id)
+        rows = run_workload(self.base / "fs", workload, target="fuse", node_id=current_node_id(), run_id=self.run_id)
+        table = conform("fuse_ops", rows)
         import ray
 
         ray.get(aggregator.write.remote("fuse_ops", table))
@@ -125,7 +130,7 @@ class FuseNode:
         """Unmount and remove this node's folder; then unmount any raybench mount on this machine
         whose filesystem process is dead (e.g. that of a node Ray lost, on a machine that lives
         on), removing its run folder too."""
-        from fuse_bench import mount as fm
+        from fuse_bench.mounttable import cleanup_stale
 
         if self.mount is not None:
             self.mount.stop()
@@ -133,7 +138,7 @@ class FuseNode:
         if self.base is not None:
             _remove_base(self.base)
         with contextlib.suppress(Exception):  # best effort: never fails the run's teardown
-            for mountpoint in fm.cleanup_stale():
+            for mountpoint in cleanup_stale():
                 base = Path(mountpoint).parent
                 if base.name.startswith("raybench-") and Path(mountpoint).name.startswith("mnt-"):
                     _remove_base(base)

@@ -1,7 +1,8 @@
 """``raybench fuse``: FUSE against native on this machine, per operation, without Ray.
 
-Runs :func:`fuse_bench.compare.run_comparison`, writes ``fuse_ops.arrow`` and ``manifest.json``
-into a new run folder, prints the per-op table and, last, the run folder's path.
+Runs :func:`fuse_bench.vs_native.run_comparison`, writes its rows as ``fuse_ops.arrow`` (the
+result schema applied here) and ``manifest.json`` into a new run folder, prints the per-op table
+and, last, the run folder's path.
 Exit codes: 0 done; 2 bad flags (one line); 3 FUSE unavailable (the probe's reason, one line).
 """
 
@@ -90,9 +91,10 @@ def command(
     run_id: str | None,
 ) -> None:
     """Time file operations on a FUSE mount and on a native folder, side by side."""
-    from fuse_bench.compare import MountOptions, run_comparison
-    from fuse_bench.load import DEFAULT_MIX, Workload, compare_table, format_compare, parse_mix
     from fuse_bench.mount import BACKENDS, MODES
+    from fuse_bench.opstats import format_op_stats, op_stats
+    from fuse_bench.vs_native import MountOptions, run_comparison
+    from fuse_bench.workload import DEFAULT_MIX, Workload, parse_mix
     from raybench.errors import nearest
     from raybench.results import schema, store
 
@@ -138,10 +140,11 @@ def command(
         err=True,
     )
     result = _with_progress(lambda: run_comparison(workload, options, run_id=run_id), 2 * workload.duration_s)
-    rows = compare_table(result.table)
+    ops = schema.conform("fuse_ops", result.table)
+    rows = op_stats(ops)
 
     run_dir = store.create_run_dir(out, run_id)
-    store.write_table(run_dir, "fuse_ops", result.table)
+    store.write_table(run_dir, "fuse_ops", ops)
     manifest = {
         "schema_version": schema.SCHEMA_VERSION,
         "kind": "fuse",
@@ -151,7 +154,7 @@ def command(
         "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "params": {k: v if isinstance(v, (int, float, bool, type(None))) else str(v) for k, v in params.items()},
         **result.info,
-        "rows": result.table.num_rows,
+        "rows": ops.num_rows,
         "summary": [{k: _clean(v) for k, v in r.items()} for r in rows],
     }
     store.write_json_atomic(run_dir / store.MANIFEST, manifest)
@@ -160,7 +163,7 @@ def command(
         f"FUSE ({backend}, {mode}, attr/entry timeout {options.attr_timeout:g}/{options.entry_timeout:g}s) "
         f"vs native ({result.info['native_dir_fstype']}): {workers} workers, {workload.duration_s:g}s each"
     )
-    for line in format_compare(rows):
+    for line in format_op_stats(rows):
         click.echo(line)
     click.echo(str(run_dir))
 

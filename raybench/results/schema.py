@@ -162,6 +162,20 @@ def schema(table: str, *, final: bool = True) -> pa.Schema:
     return pa.schema(out, metadata=metadata(table))
 
 
+def conform(table: str, data: pa.Table, *, final: bool = False) -> pa.Table:
+    """``data`` as result table ``table``: its columns picked by name, in order, cast to
+    :func:`schema` (``final``: dictionary-encoded strings), with the schema's metadata.
+
+    How rows from elsewhere (fuse_bench's workload rows, for ``fuse_ops``) become a result table.
+    Raises KeyError for an unknown table or a missing column.
+    """
+    target = schema(table, final=final)
+    missing = [name for name in target.names if name not in data.column_names]
+    if missing:
+        raise KeyError(f"rows for {table!r} lack the column(s) {', '.join(missing)}")
+    return data.select(target.names).cast(target)
+
+
 def metadata(table: str) -> dict[bytes, bytes]:
     """Schema metadata written into every result file."""
     return {b"schema_version": str(SCHEMA_VERSION).encode(), b"table": table.encode()}

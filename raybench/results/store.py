@@ -148,11 +148,11 @@ def _encode(batch: pa.RecordBatch, final: pa.Schema, dictionaries: dict[str, pa.
 
 
 #: Rows per record batch of a finalized file (at least; a larger streamed batch is kept whole).
-#: A run's stream holds one batch per host flush, often a few hundred rows; encoding and
-#: compressing each on its own cost ~7 µs a row at 250-row batches against ~0.6 µs at 50,000
-#: (``python -m bench.bench_finalize``), so finalize gathers them first. 8,192 rows were as fast
-#: as 16,384 and 65,536 with the same file size, at +19 MiB of peak RSS against +54 and +111 MiB
-#: (finalizing 500,000 rows streamed in 250-row batches, 23:07 UTC 2026-12-01).
+#: A run's stream holds one batch per host flush, often a few hundred rows, and encoding and
+#: compressing small batches one by one costs several times more per row than large ones, so
+#: finalize gathers them first; larger chunks were no faster and only raised the peak memory
+#: (``python -m bench.bench_finalize``; figures in docs/performance.md, "Finalize gathers the
+#: streamed batches").
 CHUNK_ROWS = 8192
 
 
@@ -226,8 +226,8 @@ def write_table(run_dir: Path, table: str, data: pa.Table) -> int:
     """Write a whole (small) table straight to ``<table>.arrow``, atomically."""
     import pyarrow as pa
 
-    plain = sch.schema(table, final=False)
-    data = data.select(plain.names).cast(plain)
+    data = sch.conform(table, data)
+    plain = data.schema
     tmp_stream = Path(run_dir) / f".{table}.arrows.tmp"
     with pa.OSFile(str(tmp_stream), "wb") as sink, pa.ipc.new_stream(sink, plain) as w:
         for batch in data.to_batches():

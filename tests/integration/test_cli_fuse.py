@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from fuse_fixtures import require_fuse
 
-from fuse_bench.mount import raybench_mounts
+from fuse_bench.mounttable import raybench_mounts
 from raybench.cli import cli
 from raybench.results.store import read_table
 

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from fuse_fixtures import assert_unmounted, backend, loop, mounted, require_fuse
 
-from fuse_bench.fs import MemoryFS, PassthroughFS, key_file, prefill
+from fuse_bench.fs import MemoryFS, key_file, prefill
 from fuse_bench.mount import Mount, private_mountpoint
+from fuse_bench.passthrough import PassthroughFS
 
 __all__ = ["backend", "loop", "mounted"]  # fixtures used by name below
 

@@ -11,10 +11,13 @@ import pyarrow as pa
 import pytest
 from fuse_fixtures import assert_unmounted, backend
 
-from fuse_bench.load import OPS, Workload, compare_table, format_compare, parse_mix, run_workload
-from fuse_bench.mount import Mount, cleanup_stale, private_mountpoint, raybench_mounts
-from raybench.errors import UsageError
-from raybench.results.schema import column_names, schema
+from fuse_bench.errors import UsageError
+from fuse_bench.load import COLUMNS, rows_schema, run_workload
+from fuse_bench.mount import Mount, private_mountpoint
+from fuse_bench.mounttable import cleanup_stale, raybench_mounts
+from fuse_bench.opstats import format_op_stats, op_stats
+from fuse_bench.workload import OPS, Workload, parse_mix
+from raybench.results.schema import column_names, conform, schema
 
 __all__ = ["backend"]
 
@@ -39,8 +42,11 @@ def test_workload_validation() -> None:
 def test_native_rows(tmp_path: Path) -> None:
     wl = Workload(workers=4, duration_s=0.4, mix=dict.fromkeys(OPS, 1), files=4)
     t = run_workload(tmp_path, wl, target="native", node_id="n1", run_id="r1")
-    assert t.schema.names == column_names("fuse_ops")
+    assert t.schema.names == list(COLUMNS) == column_names("fuse_ops")
+    assert t.schema.equals(rows_schema(), check_metadata=False)
+    # raybench's fuse_ops schema takes the rows as they are
     assert t.schema.equals(schema("fuse_ops", final=False), check_metadata=False)
+    assert conform("fuse_ops", t).schema.equals(schema("fuse_ops", final=False), check_metadata=True)
     assert set(t.column("op").to_pylist()) == set(OPS)
     assert all(t.column("ok").to_pylist())
     assert set(t.column("worker").to_pylist()) == {0, 1, 2, 3}
@@ -56,7 +62,7 @@ def test_native_processes(tmp_path: Path) -> None:
     assert all(t.column("ok").to_pylist())
 
 
-def test_compare_table_known_values() -> None:
+def test_op_stats_known_values() -> None:
     rows = []
     for i in range(1, 101):
         rows.append((i * 1000, "stat", "native", float(i), True))  # 1..100 µs
@@ -64,14 +70,14 @@ def test_compare_table_known_values() -> None:
     rows.append((0, "stat", "fuse", 5.0, False))
     ts, op, tgt, lat, ok = zip(*rows, strict=True)
     t = pa.table({"ts_ns": list(ts), "op": list(op), "target": list(tgt), "latency_us": list(lat), "ok": list(ok)})
-    out = {(r["op"], r["target"]): r for r in compare_table(t)}
+    out = {(r["op"], r["target"]): r for r in op_stats(t)}
     fuse, native = out[("stat", "fuse")], out[("stat", "native")]
     assert native["p50_ms"] == pytest.approx(0.050) and native["p99_ms"] == pytest.approx(0.099)
     assert fuse["p50_ms"] == pytest.approx(0.5) and fuse["max_ms"] == pytest.approx(1.0)
     assert fuse["errors"] == 1 and fuse["count"] == 100
     assert fuse["ratio_p50"] == pytest.approx(10.0)
     assert native["ratio_p50"] is None
-    lines = format_compare(compare_table(t))
+    lines = format_op_stats(op_stats(t))
     assert lines[0].split()[:3] == ["op", "target", "ok"]
     assert any(line.startswith("all") for line in lines)
 

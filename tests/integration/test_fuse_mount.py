@@ -16,8 +16,9 @@ import psutil
 import pytest
 from fuse_fixtures import assert_unmounted, backend, loop, mounted, require_fuse
 
-from fuse_bench.mount import Mount, cleanup_stale, private_mountpoint, probe, raybench_mounts
-from raybench.errors import UsageError
+from fuse_bench.errors import UsageError
+from fuse_bench.mount import Mount, private_mountpoint, probe
+from fuse_bench.mounttable import cleanup_stale, raybench_mounts
 
 __all__ = ["backend", "loop", "mounted"]
 

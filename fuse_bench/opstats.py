@@ -1,21 +1,21 @@
-"""Per-operation comparison of FUSE against native, computed from ``fuse_ops`` rows.
+"""Per-operation statistics of a workload's rows, FUSE against native.
 
-Method: latency percentiles are exact nearest-rank percentiles (:mod:`raybench.judge.stats`) over the
+Method: latency percentiles are exact nearest-rank percentiles (:func:`percentiles`) over the
 *successful* operations of one (op, target); failed operations are counted in ``errors`` (their
 latency is the time to fail, which would flatter the figures). Throughput is successful operations
 divided by the span of that target's rows (first start to last end), so it is what the workers
 achieved together. The ratio is FUSE divided by native for the same op, on p50 and p99.
 
-Formatting returns lines; only the CLI prints.
+Formatting returns lines; only the caller prints.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from raybench.judge.stats import percentiles
-from raybench.units import format_ms
+from fuse_bench.workload import OPS
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -31,20 +31,34 @@ def _span_s(ts_ns: Any, lat_us: Any) -> float:
     return float(end - ts_ns.min()) / 1e9
 
 
-def compare_table(table: pa.Table) -> list[dict[str, Any]]:
-    """One dict per (op, target), ops in the order of :data:`fuse_bench.load.OPS`, then ``all``.
+def percentiles(values: Any, qs: Sequence[float]) -> dict[float, float]:
+    """Exact nearest-rank percentiles (the smallest value with at least ``q`` % of the values at or
+    below it: always a measured value); NaN for each when ``values`` is empty."""
+    import numpy as np
 
-    Keys: op, target, count (successful), errors, p50_ms, p99_ms, p999_ms, max_ms, ops_per_s,
-    ratio_p50 and ratio_p99 (FUSE / native; None on native rows or when either side is missing).
-    Raises ValueError when the table lacks a ``fuse_ops`` column.
+    for q in qs:
+        if not 0.0 < q <= 100.0:
+            raise ValueError(f"percentile {q} is outside (0, 100]")
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.size == 0:
+        return {q: math.nan for q in qs}
+    out = np.percentile(arr, list(qs), method="inverted_cdf")
+    return {q: float(v) for q, v in zip(qs, out, strict=True)}
+
+
+def op_stats(table: pa.Table) -> list[dict[str, Any]]:
+    """One dict per (op, target), ops in the order of :data:`fuse_bench.workload.OPS`, then ``all``.
+
+    ``table``: rows of :func:`fuse_bench.load.run_workload` (string columns may be
+    dictionary-encoded). Keys: op, target, count (successful), errors, p50_ms, p99_ms, p999_ms,
+    max_ms, ops_per_s, ratio_p50 and ratio_p99 (FUSE / native; None on native rows or when either
+    side is missing). Raises ValueError when the table lacks one of the columns it needs.
     """
     import numpy as np
 
-    from fuse_bench.load import OPS
-
     for col in ("op", "target", "ts_ns", "latency_us", "ok"):
         if col not in table.column_names:
-            raise ValueError(f"not a fuse_ops table: no column {col!r}")
+            raise ValueError(f"not a table of file operations: no column {col!r}")
     op = np.asarray(table.column("op").cast("string").to_pylist(), dtype=object)
     target = np.asarray(table.column("target").cast("string").to_pylist(), dtype=object)
     ts = table.column("ts_ns").to_numpy()
@@ -87,19 +101,27 @@ def compare_table(table: pa.Table) -> list[dict[str, Any]]:
     return out
 
 
-def format_latency(ms: float) -> str:
-    """Sub-millisecond latencies in µs (3 significant figures), longer ones as :func:`format_ms`."""
-    if not math.isnan(ms) and ms < 1.0:
+def format_latency(ms: float | None) -> str:
+    """A latency for a table, 3 significant figures: µs below 1 ms, then ms, then s; '-' for missing."""
+    if ms is None or math.isnan(ms):
+        return "-"
+    if ms < 1.0:
         return f"{ms * 1000:.3g}µs"
-    return format_ms(ms)
+    if ms >= 1000:
+        return f"{ms / 1000:.2f}s"
+    if ms >= 100:
+        return f"{ms:.0f}ms"
+    if ms >= 10:
+        return f"{ms:.1f}ms"
+    return f"{ms:.2f}ms"
 
 
 def _ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}x"
 
 
-def format_compare(rows: list[dict[str, Any]]) -> list[str]:
-    """The comparison as aligned text lines (header first)."""
+def format_op_stats(rows: list[dict[str, Any]]) -> list[str]:
+    """:func:`op_stats` rows as aligned text lines (header first)."""
     header = ("op", "target", "ok", "err", "p50", "p99", "p99.9", "max", "ops/s", "p50 x", "p99 x")
     body = [
         (

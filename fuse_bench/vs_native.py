@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fuse_bench.load import Workload, run_workload
+from fuse_bench.errors import FuseUnavailable, UsageError
+from fuse_bench.load import rows_schema, run_workload
 from fuse_bench.mount import Mount, probe
-from raybench.errors import FuseUnavailable, UsageError
-from raybench.results.schema import schema
+from fuse_bench.workload import Workload
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -48,7 +48,7 @@ class MountOptions:
 
 @dataclass
 class Comparison:
-    """The rows of both targets and what is needed to interpret them."""
+    """The rows of both targets (:func:`fuse_bench.load.rows_schema`) and what is needed to interpret them."""
 
     table: pa.Table
     info: dict[str, Any] = field(default_factory=dict)
@@ -139,5 +139,5 @@ def run_comparison(
     if tables:
         table = pa.concat_tables([t.replace_schema_metadata(None) for t in tables])
     else:
-        table = schema("fuse_ops", final=False).empty_table()
+        table = rows_schema().empty_table()
     return Comparison(table=table, info=info)
