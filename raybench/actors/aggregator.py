@@ -20,6 +20,7 @@ from typing import Any
 
 from raybench.results import store
 from raybench.results.schema import TABLES
+from raybench.results.windows import window_index, window_ns
 
 
 class Aggregator:
@@ -28,7 +29,7 @@ class Aggregator:
     def __init__(self, run_dir: str, t0_ns: int, window_s: float) -> None:
         self.run_dir = Path(run_dir)
         self.t0_ns = t0_ns
-        self.window_ns = int(window_s * 1e9)
+        self.window_ns = window_ns(window_s)
         self.streams: dict[str, store.StreamAppender] = {}
         self.open_windows: dict[int, list[Any]] = {}
         self.taken_upto = -1  # windows <= this were handed to the driver
@@ -104,11 +105,12 @@ class Aggregator:
         import pyarrow as pa
 
         ends = batch.column("ts_end_ns").to_numpy()
-        first, last = (int(ends.min()) - self.t0_ns) // self.window_ns, (int(ends.max()) - self.t0_ns) // self.window_ns
+        first = window_index(int(ends.min()), self.t0_ns, self.window_ns)
+        last = window_index(int(ends.max()), self.t0_ns, self.window_ns)
         if first == last:  # the common case (a flush covers well under a window): keep it whole
             parts = [(first, batch)]
         else:
-            k = (ends - self.t0_ns) // self.window_ns
+            k = window_index(ends, self.t0_ns, self.window_ns)
             parts = [(int(w), batch.filter(pa.array(k == w))) for w in np.unique(k)]
         for w, part in parts:
             if w <= self.taken_upto:

@@ -26,11 +26,9 @@ are exact. The lag gauge is the largest ``lag_ms`` (the harness's own scheduling
 rows recorded in the last second; it disappears a few seconds after the run. Ray adds its own tags
 (``SessionName``, ``NodeAddress``, ``WorkerId``...). raybench adds no agent, host or request ids.
 
-Cost of :meth:`LiveMetrics.observe`, measured in a Ray actor (Ray 2.60, the 2-core development
-machine, shared, load ~3.5; batches of 50 and 250 rows of a real run, 5 trials): 7.5-10.6 µs per
-row, of which 5-8.6 µs is the one ``Histogram.observe`` per row (``ray.util.metrics`` has no batch
-call); the counters and the gauge are one call per tag set per batch. At 1,000 rows/s that is about
-1% of one core, in the aggregator, off the agents' request path.
+Cost of :meth:`LiveMetrics.observe`: one ``Histogram.observe`` per row (``ray.util.metrics`` has
+no batch call), the counters and the gauge one call per tag set per batch; all of it in the
+aggregator, off the agents' request path (measured in docs/performance.md, "Live metrics").
 
 Ray's worker exports every ``metrics_report_interval_ms`` (10 s by default; raybench sets 1 s when
 it starts a local Ray); the aggregator waits that long at the end of a run so the last rows reach

@@ -46,9 +46,10 @@ def current_node_id() -> str:
 
 def open_fds(proc: psutil.Process) -> int:
     """How many file descriptors a process has open (-1: unknown). Linux 6.2+ gives the count as
-    the size of ``/proc/<pid>/fd`` in microseconds; listing the folder (psutil's ``num_fds``, the
-    fallback) took ~17 ms with the 10,000 descriptors an agent host holds when it keeps a handle per
-    key, a stall of the host's event loop at every sample (lag p99 3-6 -> 11-20 ms in smoke runs)."""
+    the size of ``/proc/<pid>/fd`` at once; listing the folder (psutil's ``num_fds``, the fallback)
+    takes time in the number of descriptors, and an agent host that keeps a handle per key holds
+    10,000: a stall of the host's event loop at every sample (docs/performance.md, "Fixed on the
+    way")."""
     try:
         count = os.stat(f"/proc/{proc.pid}/fd").st_size
     except OSError:

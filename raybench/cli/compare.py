@@ -69,7 +69,7 @@ def command(
     at all (inconclusive; one line says why), else 0.
     """
     from raybench.errors import UsageError
-    from raybench.judge import baselines
+    from raybench.judge import baselines, compare_table
     from raybench.judge import compare as cmp
     from raybench.units import parse_duration
 
@@ -96,10 +96,11 @@ def command(
         seed=seed,
     )
     comparison = cmp.compare_runs(baseline_dir, current, config)
-    for line in cmp.format_comparison(comparison, all_rows=all_rows):
+    for line in compare_table.format_comparison(comparison, all_rows=all_rows):
         click.echo(line)
     if not no_write:
-        path = cmp.write_comparison(comparison, cmp.comparison_path(current, comparison.baseline_run_id, out_file))
+        where = compare_table.comparison_path(current, comparison.baseline_run_id, out_file)
+        path = compare_table.write_comparison(comparison, where)
         click.echo(f"comparison table: {path}")
     from raybench.cli import EXIT_FAILED, EXIT_INCONCLUSIVE, EXIT_OK
 

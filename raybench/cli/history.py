@@ -28,8 +28,8 @@ def command(
 
     from raybench.errors import UsageError
     from raybench.judge import changepoint
-    from raybench.judge import compare as cmp
     from raybench.judge.compare_data import load_run, metric_value, resolve_metric
+    from raybench.judge.compare_table import format_value
     from raybench.units import parse_duration
 
     if not (scope == "all" or scope.startswith("cls=")):
@@ -54,7 +54,7 @@ def command(
         ]
         label = f"{metric.name} ({scope})" if scope != "all" else metric.name
         lines = changepoint.format_history(
-            label, run_ids, values, points, fmt=lambda v, u=metric.unit: cmp.format_value(v, u)
+            label, run_ids, values, points, fmt=lambda v, u=metric.unit: format_value(v, u)
         )
         if len(present) < 2 * min_size:
             lines.append(f"(change points need at least {2 * min_size} runs with this metric; got {len(present)})")

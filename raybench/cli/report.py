@@ -46,7 +46,8 @@ def write_text_atomic(path: Path, text: str, *, force: bool) -> None:
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
 def command(run: Path, current: Path | None, output: Path | None, force: bool) -> None:
     """Write an HTML report of RUN, or of baseline RUN against CURRENT side by side."""
-    from raybench.report.single import build_comparison, build_report
+    from raybench.report.comparison import build_comparison
+    from raybench.report.single import build_report
 
     path = output if output is not None else default_output(run, current)
     if path.exists() and not force:  # checked first: no minutes of plotting before a refusal

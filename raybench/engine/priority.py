@@ -6,9 +6,9 @@ agent hosts, shards, aggregator and FUSE servers are such workers. The driver is
 user's niceness (0), and on a small machine its bursts of work at each window (the window's rows
 from the aggregator, percentiles, SLA checks, alerts, the progress line) then preempt the very
 processes it measures; under Linux's scheduler a nice-0 task outweighs a nice-15 one 1024 to 36.
-Measured on the 2-core reference machine (docs/fuse.md): requests' FUSE stage p99 went from
-3.0-6.4 ms to 2.6-3.6 ms with the driver at the hosts' niceness, and the slow file operations no
-longer bunched 1.5 s after each window's end, when the driver judges it.
+On the 2-core reference machine the requests' FUSE stage tail shrank with the driver at the hosts'
+niceness, and the slow file operations no longer bunched after each window's end, when the driver
+judges it (docs/fuse.md, "The driver preempted the hosts").
 
 So for the load the driver takes the niceness of the agent hosts on its node (every thread of the
 process: Linux keeps a niceness per thread), and gives it back afterwards where it may (raising a

@@ -30,6 +30,7 @@ import numpy as np
 from raybench.errors import ResultsError, UsageError, nearest
 from raybench.judge import stats
 from raybench.results.store import load_manifest, read_table
+from raybench.results.windows import window_index, window_ns
 from raybench.units import parse_duration
 
 if TYPE_CHECKING:
@@ -151,14 +152,14 @@ def _grid(ts_end: np.ndarray, t0: int, t_stop: int, window_s: float) -> tuple[np
     """Window index of each row and each window's length, for a grid from ``t0`` to ``t_stop``."""
     if not window_s > 0:
         raise ValueError(f"window must be positive, got {window_s}")
-    w_ns = max(1, round(window_s * 1e9))
+    w_ns = window_ns(window_s)
     k = max(1, math.ceil((t_stop - t0) / w_ns))
     lengths = np.full(k, w_ns / 1e9)
     lengths[-1] = (t_stop - t0 - (k - 1) * w_ns) / 1e9
     if k > 1 and lengths[-1] < w_ns / 2e9:
         k -= 1
         lengths = np.append(lengths[: k - 1], w_ns / 1e9 + lengths[-1])
-    window = np.clip((ts_end - int(t0)) // w_ns, 0, k - 1).astype(np.int64)
+    window = np.clip(window_index(ts_end, t0, w_ns), 0, k - 1).astype(np.int64)
     return window, lengths
 
 

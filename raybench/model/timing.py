@@ -13,20 +13,19 @@ TOML form (a table)::
     {dist = "lognormal", median = 50, sigma = 0.5}
     {dist = "empirical", samples = [12.0, 15.5, 40.1]}        # draws uniformly from the samples
 
-:func:`sleep_until` is how a modelled duration is slept: never less than the model.
+Sleeping a modelled duration is :func:`raybench.actors.clock.sleep_until` (this module stays pure).
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 import random
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
-from raybench.errors import ScenarioError, nearest
+from pydantic import BeforeValidator, Field, TypeAdapter, model_validator
+
+from raybench.config.types import Number, Table, fail, validate
 
 
 class Distribution(Protocol):
@@ -40,9 +39,19 @@ class Distribution(Protocol):
     def to_dict(self) -> dict[str, Any]: ...
 
 
-@dataclass(frozen=True)
-class Constant:
-    value: float
+#: Milliseconds of a modelled duration: a finite number, never negative.
+Ms = Annotated[Number, Field(ge=0)]
+
+
+class _Dist(Table):
+    def to_dict(self) -> dict[str, Any]:
+        """The TOML table (``parse(d.to_dict(), where) == d``)."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+class Constant(_Dist):
+    dist: Literal["constant"] = "constant"
+    value: Ms = Field(description="milliseconds, every time")
 
     @property
     def mean(self) -> float:
@@ -51,14 +60,17 @@ class Constant:
     def sample(self, rng: random.Random) -> float:
         return self.value
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"dist": "constant", "value": self.value}
 
+class Uniform(_Dist):
+    dist: Literal["uniform"] = "uniform"
+    min: Ms = Field(description="milliseconds, lowest")
+    max: Ms = Field(description="milliseconds, highest (>= min)")
 
-@dataclass(frozen=True)
-class Uniform:
-    min: float
-    max: float
+    @model_validator(mode="after")
+    def _ordered(self) -> Uniform:
+        if self.min > self.max:
+            raise ValueError(f"min {self.min} > max {self.max}")
+        return self
 
     @property
     def mean(self) -> float:
@@ -67,17 +79,14 @@ class Uniform:
     def sample(self, rng: random.Random) -> float:
         return rng.uniform(self.min, self.max)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"dist": "uniform", "min": self.min, "max": self.max}
 
-
-@dataclass(frozen=True)
-class Normal:
+class Normal(_Dist):
     """Normal(mean, std) truncated at 0 by redrawing, plus uniform(0, jitter) noise."""
 
-    mean_ms: float
-    std: float
-    jitter: float = 0.0
+    dist: Literal["normal"] = "normal"
+    mean_ms: Ms = Field(alias="mean", description="milliseconds, mean of the normal before truncation")
+    std: Ms = Field(description="milliseconds, standard deviation")
+    jitter: Ms = Field(0.0, description="milliseconds, width of the uniform noise added")
 
     @property
     def mean(self) -> float:
@@ -94,16 +103,13 @@ class Normal:
             x = 0.0
         return x + (rng.uniform(0.0, self.jitter) if self.jitter else 0.0)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"dist": "normal", "mean": self.mean_ms, "std": self.std, "jitter": self.jitter}
 
-
-@dataclass(frozen=True)
-class LogNormal:
+class LogNormal(_Dist):
     """Lognormal with the given median (ms) and shape sigma (of the underlying normal)."""
 
-    median: float
-    sigma: float
+    dist: Literal["lognormal"] = "lognormal"
+    median: Ms = Field(gt=0, description="milliseconds")
+    sigma: Ms = Field(description="shape: standard deviation of the underlying normal")
 
     @property
     def mean(self) -> float:
@@ -112,15 +118,12 @@ class LogNormal:
     def sample(self, rng: random.Random) -> float:
         return rng.lognormvariate(math.log(self.median), self.sigma)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"dist": "lognormal", "median": self.median, "sigma": self.sigma}
 
-
-@dataclass(frozen=True)
-class Empirical:
+class Empirical(_Dist):
     """Draws uniformly from recorded samples (ms), e.g. latencies measured in production."""
 
-    samples: tuple[float, ...]
+    dist: Literal["empirical"] = "empirical"
+    samples: tuple[Ms, ...] = Field(min_length=1, description="milliseconds, drawn uniformly")
 
     @property
     def mean(self) -> float:
@@ -129,27 +132,28 @@ class Empirical:
     def sample(self, rng: random.Random) -> float:
         return self.samples[rng.randrange(len(self.samples))]
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"dist": "empirical", "samples": list(self.samples)}
+
+KINDS = ("constant", "uniform", "normal", "lognormal", "empirical")
 
 
-_KINDS: dict[str, tuple[str, ...]] = {
-    "constant": ("value",),
-    "uniform": ("min", "max"),
-    "normal": ("mean", "std", "jitter"),
-    "lognormal": ("median", "sigma"),
-    "empirical": ("samples",),
-}
-_OPTIONAL = {"jitter"}
+def _table(spec: Any) -> Any:
+    if isinstance(spec, _Dist):
+        return spec
+    if isinstance(spec, (int, float)) and not isinstance(spec, bool):
+        return {"dist": "constant", "value": spec}
+    if not isinstance(spec, Mapping):
+        raise fail('expected a table like {dist = "uniform", min = 5, max = 25}, or a number of milliseconds')
+    if "dist" not in spec:
+        raise fail(f"expected a table with dist = one of {', '.join(KINDS)}")
+    return spec
 
 
-def _number(where: str, key: str, value: Any, *, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ScenarioError(f"{where}.{key} = {value!r}: expected a finite number of milliseconds")
-    if value < 0 or (positive and value == 0):
-        bound = "> 0" if positive else ">= 0"
-        raise ScenarioError(f"{where}.{key} = {value!r}: must be {bound}")
-    return float(value)
+#: A distribution field of a scenario table: its TOML table, or a bare number (constant ms).
+Dist = Annotated[
+    Annotated[Constant | Uniform | Normal | LogNormal | Empirical, Field(discriminator="dist")],
+    BeforeValidator(_table),
+]
+_ADAPTER: TypeAdapter[Any] = TypeAdapter(Dist)
 
 
 def parse(spec: Mapping[str, Any] | float | int, where: str) -> Distribution:
@@ -158,51 +162,14 @@ def parse(spec: Mapping[str, Any] | float | int, where: str) -> Distribution:
     Raises:
         ScenarioError: unknown ``dist``, unknown or missing keys, negative values, ``min > max``.
     """
-    if isinstance(spec, (int, float)) and not isinstance(spec, bool):
-        return Constant(_number(where, "value", spec))
-    if not isinstance(spec, Mapping):
-        raise ScenarioError(f'{where}: expected a table like {{dist = "uniform", min = 5, max = 25}}')
-    kind = spec.get("dist")
-    if kind not in _KINDS:
-        raise ScenarioError(
-            f"{where}.dist = {kind!r}: unknown distribution{nearest(str(kind), _KINDS)}; allowed: {', '.join(_KINDS)}"
-        )
-    allowed = _KINDS[kind]
-    for key in spec:
-        if key != "dist" and key not in allowed:
-            raise ScenarioError(
-                f"{where}.{key}: unknown key for dist={kind}{nearest(key, allowed)}; allowed: {', '.join(allowed)}"
-            )
-    for key in allowed:
-        if key not in spec and key not in _OPTIONAL:
-            raise ScenarioError(f"{where}: dist={kind} needs {key!r} ({', '.join(allowed)})")
-    if kind == "constant":
-        return Constant(_number(where, "value", spec["value"]))
-    if kind == "uniform":
-        lo, hi = _number(where, "min", spec["min"]), _number(where, "max", spec["max"])
-        if lo > hi:
-            raise ScenarioError(f"{where}: min {lo} > max {hi}")
-        return Uniform(lo, hi)
-    if kind == "normal":
-        return Normal(
-            _number(where, "mean", spec["mean"]),
-            _number(where, "std", spec["std"]),
-            _number(where, "jitter", spec.get("jitter", 0.0)),
-        )
-    if kind == "lognormal":
-        return LogNormal(
-            _number(where, "median", spec["median"], positive=True), _number(where, "sigma", spec["sigma"])
-        )
-    samples = spec["samples"]
-    if not isinstance(samples, list) or not samples:
-        raise ScenarioError(f"{where}.samples: expected a non-empty list of milliseconds")
-    return Empirical(tuple(_number(where, f"samples[{i}]", v) for i, v in enumerate(samples)))
+    return validate(_ADAPTER, spec, where)
 
 
-async def sleep_until(deadline_ns: int) -> None:
-    """Sleep until ``time.perf_counter_ns()`` reaches ``deadline_ns``, never less: an event loop may
-    fire a timer early (uvloop, which Ray uses for async actors when it is installed, keeps a
-    millisecond clock read once per loop iteration: up to ~1.5 ms early here), and a modelled stage
-    must not end before its model. The top-up sleeps cost a loop iteration or two."""
-    while (left := deadline_ns - time.perf_counter_ns()) > 0:
-        await asyncio.sleep(left / 1e9)
+def __getattr__(name: str) -> Any:
+    # ``sleep_until`` lives in raybench.actors.clock (model/ imports no asyncio). Kept reachable
+    # here only until raybench/actors/host.py, being refactored, imports it from there.
+    if name == "sleep_until":
+        from raybench.actors.clock import sleep_until
+
+        return sleep_until
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,24 +1,36 @@
-"""The sections of a comparison report (baseline vs current), built on :mod:`raybench.report.single`.
+"""HTML comparison of two run folders (baseline vs current) side by side: ``build_comparison``.
 
-Same contract as the single-run report: everything computed from the two run folders' files,
-exact nearest-rank percentiles, escaped text, one inline PNG per figure. The verdict table comes
-from :func:`raybench.judge.compare.compare_runs` (its defaults: threshold, alpha, window, bootstrap),
-the code behind ``raybench compare``; if that comparison cannot be made (no non-warm-up rows, an
-unreadable table) its section says why instead.
+Same contract as the single-run report (:mod:`raybench.report.single`): everything computed from
+the two run folders' files, exact nearest-rank percentiles, escaped text, one inline PNG per
+figure. The verdict table comes from :func:`raybench.judge.compare.compare_runs` (its defaults:
+threshold, alpha, window, bootstrap), the code behind ``raybench compare``; if that comparison
+cannot be made (no non-warm-up rows, an unreadable table) its section says why instead.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from raybench.errors import RaybenchError
 from raybench.report import plots
-from raybench.report.data import STAGES, RunData, cdf_points, sla_lines, stage_means, window_series
-from raybench.report.html import esc, img, kv, note, table
-from raybench.report.single import _SUMMARY_HEADER, _facts, _summary_rows, sla_html
+from raybench.report.data import STAGES, RunData, cdf_points, load, sla_lines, stage_means, window_series
+from raybench.report.html import esc, img, kv, note, page, table
+from raybench.report.overview import SUMMARY_HEADER, facts, sla_html, summary_rows
+
+#: (anchor, heading) of every section of a comparison report, in order.
+COMPARISON_SECTIONS: tuple[tuple[str, str], ...] = (
+    ("runs", "The two runs"),
+    ("verdicts", "Regressions and improvements"),
+    ("latency", "Latency over time"),
+    ("cdf", "Latency CDF"),
+    ("stages", "Where the time goes"),
+    ("resources", "Resource use per process role"),
+    ("summaries", "Summaries side by side"),
+)
 
 
 def _two(base_html: str, cur_html: str, base: RunData, cur: RunData) -> str:
@@ -32,7 +44,7 @@ def _two(base_html: str, cur_html: str, base: RunData, cur: RunData) -> str:
 def _runs(base: RunData, cur: RunData) -> str:
     from raybench.judge.compare import scenario_diff
 
-    parts = [_two(kv(_facts(base)), kv(_facts(cur)), base, cur)]
+    parts = [_two(kv(facts(base)), kv(facts(cur)), base, cur)]
     diff = scenario_diff(base.scenario, cur.scenario)
     if diff:
         parts.append(note(f"The runs are of different scenarios; what differs ({len(diff)}):"))
@@ -49,7 +61,8 @@ def _change(x: float) -> str:
 
 
 def _verdicts(base: RunData, cur: RunData) -> str:
-    from raybench.judge.compare import compare_runs, format_value
+    from raybench.judge.compare import compare_runs
+    from raybench.judge.compare_table import format_value
 
     try:
         comp = compare_runs(base.path, cur.path)
@@ -170,13 +183,13 @@ def _summaries(base: RunData, cur: RunData) -> str:
     parts = []
     for name, run in (("baseline", base), ("current", cur)):
         parts.append(f"<h3>{esc(name)} {esc(run.run_id)}</h3>")
-        parts.append(table(_SUMMARY_HEADER, _summary_rows(run)))
+        parts.append(table(SUMMARY_HEADER, summary_rows(run)))
         parts.append(sla_html(run))
     return "\n".join(parts)
 
 
 def comparison_bodies(base: RunData, cur: RunData) -> dict[str, str]:
-    """The HTML body of every section of :data:`raybench.report.single.COMPARISON_SECTIONS`, by anchor."""
+    """The HTML body of every section of :data:`COMPARISON_SECTIONS`, by anchor."""
     return {
         "runs": _runs(base, cur),
         "verdicts": _verdicts(base, cur),
@@ -186,3 +199,13 @@ def comparison_bodies(base: RunData, cur: RunData) -> dict[str, str]:
         "resources": _resources(base, cur),
         "summaries": _summaries(base, cur),
     }
+
+
+def build_comparison(base_dir: Path, cur_dir: Path) -> str:
+    """The HTML comparison of a baseline and a current run folder, side by side."""
+    plots.require()
+    base, cur = load(Path(base_dir)), load(Path(cur_dir))
+    bodies = comparison_bodies(base, cur)
+    return page(
+        f"raybench comparison: {base.run_id} (baseline) vs {cur.run_id} (current)", COMPARISON_SECTIONS, bodies, ""
+    )

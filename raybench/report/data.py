@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from raybench.judge.stats import percentiles
+from raybench.results.windows import window_index, window_ns
 from raybench.units import parse_duration
 
 if TYPE_CHECKING:
@@ -152,7 +153,7 @@ def sla_lines(thresholds: Sequence[str]) -> list[tuple[float, str]]:
     """``(ms, expression)`` for every latency bound among the thresholds: the target of a
     percentile threshold, the limit inside ``share(latency<X)``; stage-scoped ones are left out."""
     from raybench.errors import ThresholdError
-    from raybench.judge.thresholds import parse_threshold
+    from raybench.judge.grammar import parse_threshold
 
     out = []
     for expr in thresholds:
@@ -197,7 +198,7 @@ def per_window(
     """Group values into the run's windows by ``ts_ns`` (window k: ``[t0 + kW, t0 + (k+1)W)``, as
     windows.arrow). Returns window starts and ends (s since t0, the last end clipped to the last
     request's end) and per window the sum (``how='sum'``) or exact p99 (``'p99'``, NaN when empty)."""
-    k = np.floor((ts_ns - run.t0_ns) / (run.window_s * 1e9)).astype(np.int64)
+    k = window_index(ts_ns, run.t0_ns, window_ns(run.window_s))
     ok = k >= 0
     k, values = k[ok], values[ok]
     n = int(k.max()) + 1 if k.size else 0

@@ -1,4 +1,4 @@
-"""HTML report of a run folder (``build_report``) and of two side by side (``build_comparison``).
+"""HTML report of a run folder (``build_report``); two side by side is :mod:`raybench.report.comparison`.
 
 Contract:
 
@@ -20,18 +20,15 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from raybench.judge.harness import format_harness
 from raybench.judge.stats import percentiles, summarize
 from raybench.report import plots
 from raybench.report.data import STAGES, RunData, cdf_points, load, per_window, sla_lines, stage_means, window_series
 from raybench.report.html import format_ms, img, kv, mib, note, num, page, pct, table
-
-if TYPE_CHECKING:
-    pass
+from raybench.report.overview import SUMMARY_HEADER, facts, sla_html, summary_rows
 
 #: (anchor, heading) of every section of a single-run report, in order.
 SECTIONS: tuple[tuple[str, str], ...] = (
@@ -45,128 +42,9 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("resources", "Resource use per process role"),
     ("events", "Events timeline"),
 )
-#: Sections of a comparison report.
-COMPARISON_SECTIONS: tuple[tuple[str, str], ...] = (
-    ("runs", "The two runs"),
-    ("verdicts", "Regressions and improvements"),
-    ("latency", "Latency over time"),
-    ("cdf", "Latency CDF"),
-    ("stages", "Where the time goes"),
-    ("resources", "Resource use per process role"),
-    ("summaries", "Summaries side by side"),
-)
 #: Longest events table and detail text shown.
 MAX_EVENTS, MAX_DETAIL = 200, 300
 HOT_KEYS = 10
-
-# ---------------------------------------------------------------------------------------------
-# sections of one run
-
-
-def _facts(run: RunData) -> list[tuple[str, Any]]:
-    m, sc = run.manifest, run.scenario
-    recorded = run.requests.num_rows
-    facts: list[tuple[str, Any]] = [
-        ("run", m.get("run_id", run.path.name)),
-        ("scenario", f"{sc.get('name', '?')}: {sc.get('description', '')}".rstrip(": ")),
-        ("status", m.get("status", "?") + (f" ({m['error']})" if m.get("error") else "")),
-        ("started / ended (UTC)", f"{m.get('started_utc', '?')} / {m.get('ended_utc', '?')}"),
-        ("agents", num((sc.get("run") or {}).get("agents"), "{:,}")),
-        ("duration / warm-up / window", f"{run.duration_s:g}s / {run.warmup_s:g}s / {run.window_s:g}s"),
-        ("offered load", f"{num(m.get('offered_rate'))} req/s"),
-        ("requests recorded / expected", f"{recorded:,} / {num(m.get('expected_requests'), '{:,.0f}')}"),
-        ("arrivals", "closed loop (hides queueing)" if m.get("closed_loop") else "open loop"),
-        ("nodes", num(len((m.get("cluster") or {}).get("nodes") or []), "{:,}")),
-        ("versions", ", ".join(f"{k} {v}" for k, v in (m.get("versions") or {}).items())),
-        ("harness", format_harness(m.get("harness")).removeprefix("harness: ")),
-    ]
-    return facts
-
-
-def _summary_rows(run: RunData) -> list[list[str]]:
-    rows = []
-    for r in run.summary:
-        rows.append(
-            [
-                r["scope"],
-                num(r.get("count"), "{:,.0f}"),
-                num(r.get("throughput")),
-                *(format_ms(r.get(k)) for k in ("mean_ms", "p50_ms", "p95_ms", "p99_ms", "max_ms")),
-                pct(r.get("error_rate")),
-                pct(r.get("escalation_rate")),
-                num(r.get("conflicts"), "{:,.0f}"),
-                format_ms(r.get("coord_p99_ms")),
-                format_ms(r.get("lag_p99_ms")),
-                format_ms(r.get("timing_err_p99_ms")),
-            ]
-        )
-    return rows
-
-
-_SUMMARY_HEADER = (
-    "scope",
-    "count",
-    "req/s",
-    "mean",
-    "p50",
-    "p95",
-    "p99",
-    "max",
-    "errors",
-    "escalated",
-    "conflicts",
-    "coord p99",
-    "lag p99",
-    "timing err p99",
-)
-
-
-def _sla_value(expr: str, value: Any) -> str:
-    from raybench.judge.thresholds import parse_threshold
-
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    try:
-        th = parse_threshold(expr)
-    except Exception:
-        return num(value, "{:.4g}")
-    if th.metric in ("percentile", "mean", "min", "max"):
-        return format_ms(value)
-    if th.metric == "throughput" and not th.relative:
-        return f"{value:.1f}/s"
-    return pct(value)
-
-
-def sla_html(run: RunData) -> str:
-    """The SLA verdict table from sla.arrow, or a note saying why there is none."""
-    if run.sla is None:
-        listed = "; ".join(run.thresholds) if run.thresholds else "none"
-        return note(
-            f"No sla.arrow in this run folder, so no verdicts here. Thresholds recorded for "
-            f"the run: {listed}. `raybench sla RUN --write` evaluates them from the files."
-        )
-    if run.sla.num_rows == 0:
-        return note("sla.arrow has no rows: the run had no SLA thresholds.")
-    rows = []
-    for r in run.sla.to_pylist():
-        if r["observed"] is None:
-            verdict: Any = ("html", '<span class="fail">NO DATA</span>')
-        else:
-            verdict = ("html", '<span class="pass">pass</span>' if r["passed"] else '<span class="fail">FAIL</span>')
-        first = "-" if r["first_violation_ns"] is None else f"{(r['first_violation_ns'] - run.t0_ns) / 1e9:.1f}s"
-        rows.append(
-            [
-                r["expression"],
-                r["scope"],
-                _sla_value(r["expression"], r["observed"]),
-                _sla_value(r["expression"], r["target"]),
-                verdict,
-                f"{r['windows_failed']}/{r['windows_total']}",
-                first,
-            ]
-        )
-    header = ("threshold", "scope", "observed", "target", "verdict", "windows failed", "first violation")
-    return table(header, rows, left=2)
 
 
 def section_summary(run: RunData) -> str:
@@ -176,8 +54,8 @@ def section_summary(run: RunData) -> str:
         "delay; timing err = measured − modelled think time (the harness's timing error)."
     )
     if not run.summary:
-        return "\n".join([kv(_facts(run)), note("No requests in this run folder."), sla_html(run)])
-    return "\n".join([kv(_facts(run)), table(_SUMMARY_HEADER, _summary_rows(run)), legend, sla_html(run)])
+        return "\n".join([kv(facts(run)), note("No requests in this run folder."), sla_html(run)])
+    return "\n".join([kv(facts(run)), table(SUMMARY_HEADER, summary_rows(run)), legend, sla_html(run)])
 
 
 def section_latency(run: RunData) -> str:
@@ -520,15 +398,3 @@ def build_report(run_dir: Path) -> str:
     run = load(Path(run_dir))
     bodies = {anchor: _BUILDERS[anchor](run) for anchor, _ in SECTIONS}
     return page(f"raybench report: {run.run_id}", SECTIONS, bodies, "")
-
-
-def build_comparison(base_dir: Path, cur_dir: Path) -> str:
-    """The HTML comparison of a baseline and a current run folder, side by side."""
-    from raybench.report.comparison import comparison_bodies
-
-    plots.require()
-    base, cur = load(Path(base_dir)), load(Path(cur_dir))
-    bodies = comparison_bodies(base, cur)
-    return page(
-        f"raybench comparison: {base.run_id} (baseline) vs {cur.run_id} (current)", COMPARISON_SECTIONS, bodies, ""
-    )

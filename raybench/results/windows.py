@@ -74,9 +74,24 @@ def load_span(manifest: dict[str, Any], *, duration_s: float, warmup_s: float, n
     return LoadSpan(int(start), int(end), int(planned), warmup_s)
 
 
-def window_index(ts_end_ns: np.ndarray, t0_ns: int, window_s: float) -> np.ndarray:
-    """Window of each completion time (may be negative for rows that ended before t0)."""
-    return (np.asarray(ts_end_ns, dtype=np.int64) - t0_ns) // int(window_s * 1e9)
+def window_ns(window_s: float) -> int:
+    """A window length in whole nanoseconds (rounded, at least 1): every window grid's ``W``.
+
+    Raises:
+        ValueError: ``window_s`` is not a positive number.
+    """
+    if not (window_s > 0 and math.isfinite(window_s)):
+        raise ValueError(f"window must be > 0 s, not {window_s!r}")
+    return max(1, round(float(window_s) * 1e9))
+
+
+def window_index(ts_ns: Any, t0_ns: int, w_ns: int) -> Any:
+    """The window holding each time: ``floor((ts - t0) / W)`` for windows of ``w_ns``
+    (:func:`window_ns`) from ``t0_ns``; negative before ``t0_ns``. An int for an int, else a numpy
+    int64 array."""
+    if isinstance(ts_ns, (int, np.integer)):
+        return (int(ts_ns) - int(t0_ns)) // w_ns
+    return (np.asarray(ts_ns, dtype=np.int64) - int(t0_ns)) // w_ns
 
 
 def _row(run_id: str, k: int, t0: int, wn: int, scope: str, lat: np.ndarray, bad: np.ndarray, esc: np.ndarray) -> dict:
@@ -106,9 +121,9 @@ def compute(requests: pa.Table, run_id: str, t0_ns: int, window_s: float, n_wind
     the last) and scope, including empty windows of the ``all`` scope."""
     import pyarrow.compute as pc
 
-    wn = int(window_s * 1e9)
+    wn = window_ns(window_s)
     req = requests.filter(pc.invert(requests.column("warmup")))
-    k = np.clip(window_index(req.column("ts_end_ns").to_numpy(), t0_ns, window_s), 0, max(n_windows - 1, 0))
+    k = np.clip(window_index(req.column("ts_end_ns").to_numpy(), t0_ns, wn), 0, max(n_windows - 1, 0))
     lat = req.column("latency_ms").to_numpy()
     outcome = np.asarray(req.column("outcome").cast("string").to_pylist(), dtype=object)
     bad = (outcome == "error") | (outcome == "timeout")

@@ -18,7 +18,8 @@ from synth_runs import write_run
 from raybench.cli import cli
 from raybench.errors import UsageError
 from raybench.report import plots
-from raybench.report.single import COMPARISON_SECTIONS, SECTIONS, build_comparison, build_report
+from raybench.report.comparison import COMPARISON_SECTIONS, build_comparison
+from raybench.report.single import SECTIONS, build_report
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = (

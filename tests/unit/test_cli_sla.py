@@ -11,8 +11,9 @@ from click.testing import CliRunner
 from synth_requests import MS, T0_NS, S
 
 from raybench.cli import cli
-from raybench.judge.sla import SlaMonitor, split_windows
-from raybench.judge.thresholds import parse_thresholds
+from raybench.judge.grammar import parse_thresholds
+from raybench.judge.sla import SlaMonitor
+from raybench.judge.sla_replay import split_windows
 from raybench.results import schema, store
 
 SLA = {

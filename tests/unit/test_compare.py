@@ -23,13 +23,7 @@ from raybench.judge.compare import (
     MetricComparison,
     compare,
     compare_runs,
-    comparison_path,
-    format_comparison,
-    inconclusive_line,
-    relative_change,
     scenario_diff,
-    verdict,
-    write_comparison,
 )
 from raybench.judge.compare_data import (
     MIN_WINDOW_S,
@@ -41,7 +35,8 @@ from raybench.judge.compare_data import (
     resolve_metric,
     run_from_table,
 )
-from raybench.judge.significance import bootstrap_test, smallest_p
+from raybench.judge.compare_table import comparison_path, format_comparison, inconclusive_line, write_comparison
+from raybench.judge.significance import bootstrap_test, relative_change, smallest_p, verdict
 from raybench.results.schema import SCHEMA_VERSION
 
 # --------------------------------------------------------------------------------------------------

@@ -8,9 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from raybench.config.files import load_raw
 from raybench.errors import ThresholdError, UsageError
-from raybench.judge.sla import LIGHTHOUSE_THRESHOLDS
-from raybench.judge.thresholds import SCOPE_KEYS, STAGES, parse_threshold, parse_thresholds
+from raybench.judge.grammar import parse_threshold, parse_thresholds
+from raybench.judge.thresholds import SCOPE_KEYS, STAGES
+
+#: The lighthouse preset's thresholds, as the preset file writes them.
+LIGHTHOUSE_THRESHOLDS = tuple(load_raw(preset="lighthouse")["sla"]["thresholds"])
 
 
 @pytest.mark.parametrize(
