@@ -33,7 +33,7 @@ async def _bare(agents: int, rate: float, seconds: float, seed: int, top_up: boo
     from raybench.model.workload import agent_rng
 
     arr = Arrivals(process="poisson", rate=rate)
-    policy = Uniform(5, 25)
+    policy = Uniform(min=5, max=25)
     rngs = [agent_rng(seed, a) for a in range(agents)]
     start = time.perf_counter_ns() + 200_000_000
     heap = [(start + int(arr.first(r) * 1e9), i) for i, r in enumerate(rngs)]

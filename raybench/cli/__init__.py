@@ -18,8 +18,13 @@ from typing import Any
 
 import click
 
+from fuse_bench import errors as fuse_errors
 from raybench import __version__
 from raybench.errors import RuntimeFailure, UsageError
+
+#: fuse_bench's errors mean to the CLI what raybench's of the same name do (exit codes 2 and 3).
+_USAGE_ERRORS = (UsageError, fuse_errors.UsageError)
+_RUNTIME_FAILURES = (RuntimeFailure, fuse_errors.RuntimeFailure)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_RUNTIME, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
@@ -52,14 +57,14 @@ class _LazyGroup(click.Group):
         return getattr(importlib.import_module(module), attr or "command")
 
     def invoke(self, ctx: click.Context) -> Any:
-        # Map raybench's own errors to one line and an exit code here, not in main(), so that
-        # click's CliRunner (used by the tests) sees exactly what a user sees.
+        # Map raybench's own errors (and fuse_bench's) to one line and an exit code here, not in
+        # main(), so that click's CliRunner (used by the tests) sees exactly what a user sees.
         try:
             return super().invoke(ctx)
-        except UsageError as exc:
+        except _USAGE_ERRORS as exc:
             click.echo(f"raybench: error: {exc}", err=True)
             ctx.exit(EXIT_USAGE)
-        except RuntimeFailure as exc:
+        except _RUNTIME_FAILURES as exc:
             click.echo(f"raybench: failed: {exc}", err=True)
             ctx.exit(EXIT_RUNTIME)
         except KeyboardInterrupt:

@@ -74,7 +74,7 @@ def verdict_line(result: Any, sc: scn.Scenario) -> str:
     from raybench.results.windows import load_span
 
     text = f"SLA: {'PASS' if result.verdict else 'FAIL'}"
-    span = load_span(result.manifest, duration_s=sc.duration_s, warmup_s=sc.warmup_s)
+    span = load_span(result.manifest, duration_s=sc.run.duration, warmup_s=sc.run.warmup)
     if span.stopped_early:
         text += f" (over {span.ran_s:.1f} s of {span.planned_s:g} s planned: the run was {result.status})"
     elif result.status == "degraded":
@@ -114,7 +114,7 @@ def _execute(sc: scn.Scenario, kw: dict[str, Any]) -> None:
     finally:
         echo.close()
     m = result.manifest
-    click.echo(f"{sc.name}: {sc.agents:,} agents, {sc.duration_s:g}s ({sc.warmup_s:g}s warm-up), "
+    click.echo(f"{sc.name}: {sc.run.agents:,} agents, {sc.run.duration:g}s ({sc.run.warmup:g}s warm-up), "
                f"offered {m['offered_rate']:,.0f} req/s, status {result.status}")  # fmt: skip
     if m.get("error"):
         click.echo(f"error: {m['error']}")
@@ -125,13 +125,13 @@ def _execute(sc: scn.Scenario, kw: dict[str, Any]) -> None:
     click.echo(format_harness(m.get("harness")))
     fuse = m.get("fuse", {})
     click.echo("FUSE: " + ("on" if fuse.get("enabled") else f"off ({fuse.get('reason', 'n/a')})"))
-    if sc.metrics:
+    if sc.run.metrics:
         live = m.get("metrics", {})
         where = f"exported at {live['url']}" if live.get("enabled") else f"off ({live.get('reason')})"
         click.echo(f"metrics: {where}")
     if result.sla_rows:
-        from raybench.judge.sla import format_table
-        from raybench.judge.thresholds import parse_thresholds
+        from raybench.judge.grammar import parse_thresholds
+        from raybench.judge.sla_table import format_table
 
         ths = parse_thresholds([r["expression"] for r in result.sla_rows])
         for line in format_table(result.sla_rows, ths):
@@ -142,7 +142,8 @@ def _execute(sc: scn.Scenario, kw: dict[str, Any]) -> None:
     if baseline_dir is not None and result.status in ("completed", "aborted"):
         # The same comparison as `raybench compare` (windows chosen from the runs): a regression of
         # a primary metric fails the run; too few windows to show one makes it inconclusive.
-        from raybench.judge.compare import compare_runs, comparison_path, format_comparison, write_comparison
+        from raybench.judge.compare import compare_runs
+        from raybench.judge.compare_table import comparison_path, format_comparison, write_comparison
 
         comparison = compare_runs(baseline_dir, result.run_dir)
         for line in format_comparison(comparison):

@@ -16,10 +16,10 @@ def command(run_dir: Path) -> None:
 
     manifest = store.load_manifest(run_dir)
     if manifest.get("kind") == "fuse":  # a `raybench fuse` folder: its per-operation table
-        from fuse_bench.load import compare_table, format_compare
+        from fuse_bench.opstats import format_op_stats, op_stats
 
         click.echo(f"{manifest['run_id']}: raybench fuse, started {manifest['started_utc']}")
-        for line in format_compare(compare_table(store.read_table(run_dir, "fuse_ops"))):
+        for line in format_op_stats(op_stats(store.read_table(run_dir, "fuse_ops"))):
             click.echo(line)
         return
     sc = manifest["scenario"]
@@ -29,12 +29,12 @@ def command(run_dir: Path) -> None:
     from raybench.results.windows import load_span
 
     requests = store.read_table(run_dir, "requests")
-    span = load_span(manifest, duration_s=scenario.duration_s, warmup_s=scenario.warmup_s)
-    ran = f"{scenario.duration_s:g}s"
+    span = load_span(manifest, duration_s=scenario.run.duration, warmup_s=scenario.run.warmup)
+    ran = f"{scenario.run.duration:g}s"
     if span.stopped_early:
         ran = f"{span.ran_s:.1f}s of {ran} planned"
     click.echo(
-        f"{manifest['run_id']}: {scenario.name}, {scenario.agents:,} agents, {ran}, "
+        f"{manifest['run_id']}: {scenario.name}, {scenario.run.agents:,} agents, {ran}, "
         f"status {manifest['status']}, started {manifest['started_utc']}"
     )
     for line in summary.format_summary(summary.summarize(requests, span.measured_s)):

@@ -2,8 +2,8 @@
 
 Thresholds and monitor settings default to those recorded in the run's manifest
 (``manifest["scenario"]["sla"]``); ``--sla`` replaces the thresholds, ``--window`` the window. The
-verdicts come from :func:`raybench.judge.sla.evaluate_run`, the same code the live monitor runs. Nothing is
-written into the run folder unless ``--write`` (then ``sla.arrow``, atomically).
+verdicts come from :func:`raybench.judge.sla_replay.evaluate_run`, the same code the live monitor
+runs. Nothing is written into the run folder unless ``--write`` (then ``sla.arrow``, atomically).
 
 Exit code: 0 every threshold passes, 1 any fails (no data is a failure, unless the threshold's stage
 is off in the run's scenario: then it is not applicable), 2 bad expression or folder.
@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from raybench.errors import ResultsError, ScenarioError, UsageError
-from raybench.judge.sla import format_table
+from raybench.judge.sla_table import format_table
 
 _JUDGING_KEYS = ("thresholds", "window", "initial_delay", "grace_windows", "counting", "settle_windows")
 
@@ -33,8 +33,8 @@ def command(ctx: click.Context, run: Path, exprs: tuple[str, ...], window: str |
     import pyarrow as pa
 
     from raybench.config.sla import parse_sla_config
-    from raybench.judge import sla
-    from raybench.judge.thresholds import parse_thresholds
+    from raybench.judge.grammar import parse_thresholds
+    from raybench.judge.sla_replay import evaluate_run
     from raybench.results import schema, store
     from raybench.units import parse_duration
 
@@ -51,7 +51,7 @@ def command(ctx: click.Context, run: Path, exprs: tuple[str, ...], window: str |
     thresholds = parse_thresholds(list(exprs)) if exprs else cfg.thresholds
     if not thresholds:
         raise UsageError(f"{run} records no SLA thresholds; give some with --sla 'p99<100ms'")
-    window_s = cfg.window_s
+    window_s = cfg.window
     if window is not None:
         try:
             window_s = parse_duration(window)
@@ -76,14 +76,14 @@ def command(ctx: click.Context, run: Path, exprs: tuple[str, ...], window: str |
             stages_off = Scenario.from_dict(load_tables).stages_off()
     requests = store.read_table(run, "requests")
     resources = store.read_table(run, "resources")
-    rows, _violations = sla.evaluate_run(
+    rows, _violations = evaluate_run(
         thresholds,
         requests,
         resources,
         t0_ns=t0,
         window_s=window_s,
         end_ns=end if isinstance(end, int) else None,
-        initial_delay_s=cfg.initial_delay_s,
+        initial_delay_s=cfg.initial_delay,
         grace_windows=cfg.grace_windows,
         counting=cfg.counting,
         settle_windows=cfg.settle_windows,

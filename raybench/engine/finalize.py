@@ -10,15 +10,18 @@ process that started it.
 from __future__ import annotations
 
 import json
+import os
+import platform
 import time
 from pathlib import Path
 from typing import Any
 
+from raybench import __version__
 from raybench.config.scenario import Scenario
 from raybench.errors import ResultsError
 from raybench.judge import summary
 from raybench.results import store, windows
-from raybench.results.schema import TABLES
+from raybench.results.schema import SCHEMA_VERSION, TABLES
 
 STARTED = "started.json"
 
@@ -26,6 +29,46 @@ STARTED = "started.json"
 def utc(ns: int) -> str:
     """ISO 8601 UTC with milliseconds."""
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns / 1e9)) + f".{(ns // 1_000_000) % 1000:03d}Z"
+
+
+def started_manifest(
+    sc: Scenario,
+    run_id: str,
+    started_ns: int,
+    sla_settings: dict[str, Any] | None,
+    scenario_capacity: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """What ``started.json`` holds when a run starts (the load's times and the cluster are added
+    when the load starts): the resolved scenario, its SLA settings and its own limits
+    (:mod:`raybench.judge.capacity`), the versions of everything that ran."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "started_utc": utc(started_ns),
+        "load_start_ns": None,
+        "load_end_ns": None,
+        "closed_loop": not sc.arrivals.open_loop,
+        "offered_rate": sc.offered_rate,
+        "expected_requests": sc.offered_rate * sc.run.duration,
+        "scenario": sc.to_dict(),
+        "sla_settings": sla_settings,
+        "scenario_capacity": scenario_capacity,
+        "versions": _versions(),
+    }
+
+
+def _versions() -> dict[str, str]:
+    import pyarrow
+    import ray
+
+    return {
+        "raybench": __version__,
+        "ray": ray.__version__,
+        "pyarrow": pyarrow.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": str(os.cpu_count()),
+    }
 
 
 def write_started(run_dir: Path, base: dict[str, Any]) -> None:
@@ -79,10 +122,10 @@ def finalize_folder(
             store.finalize_stream(run_dir, table)
             stream.unlink()
     span = windows.load_span(
-        {**base, **(extra or {})}, duration_s=sc.duration_s, warmup_s=sc.warmup_s, now_ns=time.time_ns()
+        {**base, **(extra or {})}, duration_s=sc.run.duration, warmup_s=sc.run.warmup, now_ns=time.time_ns()
     )
     requests = store.read_table(run_dir, "requests")
-    win_rows = windows.compute(requests, base["run_id"], span.start_ns, sc.window_s, span.windows(sc.window_s))
+    win_rows = windows.compute(requests, base["run_id"], span.start_ns, sc.run.window, span.windows(sc.run.window))
     if win_rows:
         store.write_table(run_dir, "windows", pa.Table.from_pylist(win_rows))
     if sla_rows:
@@ -119,7 +162,7 @@ def harness_section(sc: Scenario, requests: Any, resources: Any, extra: dict[str
     verdict = harness.judge(
         requests,
         resources,
-        flush_interval_s=sc.flush_interval_s,
+        flush_interval_s=sc.run.flush_interval,
         flush_age_p99_ms=float(age) if age is not None else None,
         late_rows=extra.get("late_rows"),
         lost_requests=int(extra.get("lost_requests") or 0),

@@ -181,7 +181,7 @@ def _limits(run_dir: Path, manifest: dict[str, Any]) -> tuple[str, str, str, flo
     req = store.read_table(run_dir, "requests", columns=["warmup", "expert_queue_ms"])
     queue = req.filter(pc.invert(req.column("warmup"))).column("expert_queue_ms").drop_null()
     queue_p99 = percentile(queue.to_numpy(), 99.0) if len(queue) else math.nan
-    status, limit, detail = attribute(manifest.get("harness"), found, queue_p99, sc.expert.mean)
+    status, limit, detail = attribute(manifest.get("harness"), found, queue_p99, sc.stages.expert.mean)
     return status, limit, detail, queue_p99
 
 
@@ -467,7 +467,7 @@ def run_sweep(
         while queue and len(points) < max_runs:
             n = queue.pop(0)
             say(f"sweep: {n} agents")
-            sized = scenario.with_overrides(agents=n)
+            sized = scenario.with_overrides({"run.agents": n})
             for over in (f for f in capacity.findings(sized) if f.over):
                 say(f"sweep: {n} agents: {capacity.format_finding(over)}")
             result = engine.execute(sized, out=sweep_dir, run_id=f"agents-{n:06d}", address=address)

@@ -79,8 +79,8 @@ def peak_factor(sc: Scenario) -> float:
     shape = sc.arrivals.shape
     if shape.kind == "flat":
         return 1.0
-    dt = sc.duration_s / PEAK_STEPS
-    times = [i * dt for i in range(PEAK_STEPS)] + [t for t, _ in shape.steps if t < sc.duration_s]
+    dt = sc.run.duration / PEAK_STEPS
+    times = [i * dt for i in range(PEAK_STEPS)] + [t for t, _ in shape.steps if t < sc.run.duration]
     return max(sum(r.weight * shape.factor(t, r.utc_offset) for r in sc.regions) for t in times)
 
 
@@ -91,17 +91,17 @@ def peak_rate(sc: Scenario) -> float:
     else:
         think_s = sc.arrivals.think.mean / 1000.0
         per_agent = 1.0 / think_s if think_s > 0 else float("inf")
-    return sc.agents * per_agent * peak_factor(sc)
+    return sc.run.agents * per_agent * peak_factor(sc)
 
 
 def escalated_share(sc: Scenario) -> float:
     """Share of requests escalated to the expert pool."""
-    return (1.0 - sc.cache_hit_rate) * sum(c.weight * (1.0 - c.deny) * c.escalation for c in sc.classes)
+    return (1.0 - sc.stages.cache_hit_rate) * sum(c.weight * (1.0 - c.deny) * c.escalation for c in sc.classes)
 
 
 def leased_share(sc: Scenario) -> float:
     """Share of requests that take a lease (every one the policy does not deny)."""
-    return 1.0 - (1.0 - sc.cache_hit_rate) * sum(c.weight * c.deny for c in sc.classes)
+    return 1.0 - (1.0 - sc.stages.cache_hit_rate) * sum(c.weight * c.deny for c in sc.classes)
 
 
 def hottest_key_share(keys: int, s: float) -> float:
@@ -114,26 +114,26 @@ def hottest_key_share(keys: int, s: float) -> float:
 def findings(sc: Scenario) -> list[Finding]:
     """Every bounded resource of the scenario that can be computed from it, over capacity or not."""
     peak = peak_rate(sc)
-    shape = f"{sc.agents:,} agents at a peak of {peak:,.0f} req/s"
+    shape = f"{sc.run.agents:,} agents at a peak of {peak:,.0f} req/s"
     out = []
-    expert_s = sc.expert.mean / 1000.0
+    expert_s = sc.stages.expert.mean / 1000.0
     if expert_s > 0:
         share = escalated_share(sc)
         out.append(
             Finding(
                 EXPERT_POOL,
                 offered=peak * share,
-                capacity=sc.experts / expert_s,
+                capacity=sc.experts.pool / expert_s,
                 unit="consultations/s",
                 detail=(
-                    f"{sc.experts:,} experts / {sc.expert.mean:,.0f} ms mean expert time; "
+                    f"{sc.experts.pool:,} experts / {sc.stages.expert.mean:,.0f} ms mean expert time; "
                     f"{shape} × {share:.1%} escalated"
                 ),
             )
         )
     hold_ms = sum(r.weight * r.rtt.mean for r in sc.regions)
     if hold_ms > 0:
-        p0 = hottest_key_share(sc.keys, sc.zipf)
+        p0 = hottest_key_share(sc.state.keys, sc.state.zipf)
         out.append(
             Finding(
                 HOT_LEASE,
@@ -143,7 +143,7 @@ def findings(sc: Scenario) -> list[Finding]:
                 detail=(
                     f"1 / {hold_ms:.2f} ms modelled hold (region round trip before the commit; the FUSE "
                     f"operation and real round trips add to it); {shape} × {p0:.2%} on key 0 "
-                    f"(Zipf {sc.zipf:g} over {sc.keys:,} keys)"
+                    f"(Zipf {sc.state.zipf:g} over {sc.state.keys:,} keys)"
                 ),
             )
         )

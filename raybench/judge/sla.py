@@ -1,14 +1,13 @@
-"""SLA evaluation over time: windows, the live monitor with initial delay and grace, verdicts.
+"""The live SLA monitor: thresholds judged window by window with initial delay and grace, and the
+verdicts of a run.
 
-Threshold expressions and the evaluation of one threshold on a set of rows live in
-:mod:`raybench.judge.thresholds` (grammar in its docstring); the ``[sla]`` scenario table is validated by
-:mod:`raybench.config.sla`; this module judges them window by window and
-over the whole run. The live run (driver loop) and the offline ``raybench sla`` both go through
-:class:`SlaMonitor`, so the two give the same verdicts for the same rows and settings.
-
-Windows: window ``k`` of length ``W`` covers the rows with ``ts_end_ns`` in
-``[t0 + k*W, t0 + (k+1)*W)``, where ``t0`` is the run's load start (manifest ``load_start_ns``);
-see :func:`split_windows`.
+Threshold expressions are parsed by :mod:`raybench.judge.grammar`; one threshold is evaluated on a
+set of rows by :mod:`raybench.judge.thresholds`; the ``[sla]`` scenario table is validated by
+:mod:`raybench.config.sla`. The live run (driver loop) and the offline ``raybench sla``
+(:func:`raybench.judge.sla_replay.evaluate_run`) both go through :class:`SlaMonitor`, so the two
+give the same verdicts for the same rows and settings. Window ``k`` of length ``W`` covers the rows
+with ``ts_end_ns`` in ``[t0 + k*W, t0 + (k+1)*W)``, where ``t0`` is the run's load start
+(:func:`raybench.results.windows.window_index`).
 
 Monitor rules (:class:`SlaMonitor`):
 
@@ -40,38 +39,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from raybench.judge.thresholds import Observation, Threshold
+from raybench.judge.thresholds import Observation, Threshold, filter_requests
+from raybench.results.windows import window_index, window_ns
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from raybench.config.sla import SlaConfig
-
-#: Defaults of the ``lighthouse`` preset (issue 4).
-LIGHTHOUSE_THRESHOLDS: tuple[str, ...] = (
-    "share(latency<100ms){escalated=false}>=99%",
-    "p50{escalated=false}<50ms",
-    "mean<60ms",
-    "error_rate<0.1%",
-    "throughput>=95%",
-    "p95{escalated=true}<1.5s",
-    "p99{stage=fuse}<5ms",
-    "growth(rss)<10%",
-)
 #: What a violation can trigger.
 ACTIONS = ("record", "alert", "rollback", "abort")
 COUNTING = ("consecutive", "cumulative")
 DEFAULT_WINDOW_S = 30.0
-
-
-@dataclass(frozen=True)
-class Window:
-    """Rows of one window: ``requests`` are those with ``ts_end_ns`` in ``[start_ns, end_ns)``."""
-
-    k: int
-    start_ns: int
-    end_ns: int
-    requests: pa.Table
 
 
 @dataclass(frozen=True)
@@ -130,39 +107,6 @@ class Violation:
         )
 
 
-def split_windows(requests: pa.Table, t0_ns: int, window_s: float, *, end_ns: int | None = None) -> list[Window]:
-    """Cut ``requests`` into consecutive windows of ``window_s`` from ``t0_ns`` by ``ts_end_ns``.
-
-    Every window from 0 up to the last one holding a row is returned, empty ones included (no
-    completions is a measurement). With ``end_ns``, windows stop there: the last one is cut short
-    at ``end_ns`` and rows ending at or after it belong to no window. Rows ending before ``t0_ns``
-    belong to no window.
-    """
-    import pyarrow.compute as pc
-
-    w_ns = _window_ns(window_s)
-    ts = requests.column("ts_end_ns")
-    if end_ns is None:
-        last = pc.max(ts).as_py() if requests.num_rows else None
-        if last is None or last < t0_ns:
-            return []
-        n = (last - t0_ns) // w_ns + 1
-        stop = t0_ns + n * w_ns
-    else:
-        if end_ns <= t0_ns:
-            return []
-        n = -(-(end_ns - t0_ns) // w_ns)
-        stop = end_ns
-    idx = pc.divide(pc.subtract(ts, t0_ns), w_ns)  # integer division (floor for >= 0)
-    keep = pc.and_(pc.greater_equal(ts, t0_ns), pc.less(ts, stop))
-    out = []
-    for k in range(n):
-        start = t0_ns + k * w_ns
-        rows = requests.filter(pc.and_(keep, pc.equal(idx, k)))
-        out.append(Window(k, start, min(start + w_ns, stop), rows))
-    return out
-
-
 @dataclass
 class _State:
     threshold: Threshold
@@ -200,7 +144,7 @@ class SlaMonitor:
     ) -> None:
         """
         Args:
-            thresholds: parsed thresholds (:func:`raybench.judge.thresholds.parse_thresholds`).
+            thresholds: parsed thresholds (:func:`raybench.judge.grammar.parse_thresholds`).
             t0_ns: the load start (UTC ns); windows and the initial delay count from it.
             window_s: window length in seconds (> 0).
             initial_delay_s: windows starting earlier than this after ``t0_ns`` are not judged.
@@ -212,17 +156,12 @@ class SlaMonitor:
             stages_off: stages the scenario switched off, each with the reason; thresholds scoped
                 to one of them are not applicable (see the module docstring).
 
-        Raises:
-            ValueError: a setting out of range.
+        The settings are validated where they are read (:class:`raybench.config.sla.SlaConfig`);
+        here they are only asserted.
         """
-        if grace_windows < 1:
-            raise ValueError(f"grace_windows must be >= 1, not {grace_windows}")
-        if counting not in COUNTING:
-            raise ValueError(f"counting must be one of {', '.join(COUNTING)}, not {counting!r}")
-        if settle_windows < 0:
-            raise ValueError(f"settle_windows must be >= 0, not {settle_windows}")
+        assert grace_windows >= 1 and counting in COUNTING and settle_windows >= 0, "SLA settings out of range"
         self.t0_ns = int(t0_ns)
-        self.w_ns = _window_ns(window_s)
+        self.w_ns = window_ns(window_s)
         self.window_s = self.w_ns / 1e9
         self.delay_ns = round(initial_delay_s * 1e9)
         self.grace_windows = grace_windows
@@ -236,9 +175,7 @@ class SlaMonitor:
                 acts = actions.get(th.id, actions.get(th.expression, ("record",)))
             else:
                 acts = actions
-            bad = [a for a in acts if a not in ACTIONS]
-            if bad:
-                raise ValueError(f"unknown action {bad[0]!r}; allowed: {', '.join(ACTIONS)}")
+            assert all(a in ACTIONS for a in acts), f"unknown action in {acts!r}"
             self._states.append(_State(th, tuple(acts)))
         self._last_k = -1
         self._first_start: int | None = None
@@ -294,7 +231,7 @@ class SlaMonitor:
                 self._count_intended(st, requests_window)
                 if judged:
                     rows = requests_window.filter(pc.invert(requests_window.column("warmup")))
-                    done = _filter_scope_count(th, rows)
+                    done = filter_requests(rows, th.scope).num_rows
                     st.pending[k] = (start_ns, end_ns, done)
                 out.extend(self._settle(st, upto=k - self.settle_windows, now_end=end_ns))
                 continue
@@ -434,11 +371,9 @@ class SlaMonitor:
         rows = rows.filter(pc.invert(rows.column("warmup")))
         if not rows.num_rows:
             return
-        from raybench.judge.thresholds import _filter_requests
-
-        rows = _filter_requests(rows, st.threshold.scope)
+        rows = filter_requests(rows, st.threshold.scope)
         ts = np.asarray(rows.column("ts_intended_ns").to_numpy(), dtype=np.int64)
-        ks = (ts[ts >= self.t0_ns] - self.t0_ns) // self.w_ns
+        ks = window_index(ts[ts >= self.t0_ns], self.t0_ns, self.w_ns)
         for kk, c in zip(*np.unique(ks, return_counts=True), strict=True):
             st.intended[int(kk)] = st.intended.get(int(kk), 0) + int(c)
 
@@ -474,118 +409,3 @@ def judged_verdict(rows: Sequence[Mapping[str, Any]]) -> bool | None:
     threshold was applicable."""
     judged = [bool(r["passed"]) for r in rows if r.get("applicable", True)]
     return all(judged) if judged else None
-
-
-def _filter_scope_count(th: Threshold, rows: pa.Table) -> int:
-    from raybench.judge.thresholds import _filter_requests
-
-    return _filter_requests(rows, th.scope).num_rows
-
-
-def _window_ns(window_s: float) -> int:
-    w_ns = round(float(window_s) * 1e9)
-    if not w_ns > 0:
-        raise ValueError(f"window must be > 0 s, not {window_s!r}")
-    return w_ns
-
-
-def evaluate_run(
-    thresholds: Sequence[Threshold],
-    requests: pa.Table,
-    resources: pa.Table | None,
-    *,
-    t0_ns: int,
-    window_s: float,
-    end_ns: int | None = None,
-    initial_delay_s: float = 0.0,
-    grace_windows: int = 1,
-    counting: str = "consecutive",
-    settle_windows: int = 1,
-    run_id: str = "",
-    stages_off: Mapping[str, str] | None = None,
-) -> tuple[list[dict[str, Any]], list[Violation]]:
-    """Replay a finished run through :class:`SlaMonitor` window by window (the offline verdict).
-
-    Returns the ``sla.arrow`` rows and every violation, in the order the live monitor would have
-    declared them.
-    """
-    import pyarrow.compute as pc
-
-    mon = SlaMonitor(
-        thresholds,
-        t0_ns=t0_ns,
-        window_s=window_s,
-        initial_delay_s=initial_delay_s,
-        grace_windows=grace_windows,
-        counting=counting,
-        settle_windows=settle_windows,
-        run_id=run_id,
-        stages_off=stages_off,
-    )
-    violations: list[Violation] = []
-    for w in split_windows(requests, t0_ns, window_s, end_ns=end_ns):
-        res = None
-        if resources is not None and resources.num_rows:
-            ts = resources.column("ts_ns")
-            res = resources.filter(pc.and_(pc.greater_equal(ts, w.start_ns), pc.less(ts, w.end_ns)))
-        violations.extend(mon.observe_window(w.k, w.start_ns, w.end_ns, w.requests, res))
-    rows = mon.finalize(requests, resources)
-    violations.extend(mon.late_violations)
-    return rows, violations
-
-
-def parse_config(table: Mapping[str, Any], **kwargs: Any) -> SlaConfig:
-    """Validate a scenario's ``[sla]`` table: :func:`raybench.config.sla.parse_sla_config`."""
-    from raybench.config.sla import parse_sla_config
-
-    return parse_sla_config(table, **kwargs)
-
-
-def _fmt_value(value: float | None, th: Any, target: float | None = None) -> str:
-    """``value`` for the verdict table; a fraction gets as many digits as it takes not to read
-    the same as a different ``target`` (98.99% against 99%, not 99% against 99%)."""
-    from raybench.units import format_ms
-
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if th.metric in ("percentile", "mean", "min", "max"):
-        return format_ms(value)
-    if th.metric == "throughput" and not th.relative:
-        return f"{value:.1f}/s"
-    digits = 3
-    while target is not None and value != target and digits < 8:
-        if f"{value * 100:.{digits}g}" != f"{target * 100:.{digits}g}":
-            break
-        digits += 1
-    return f"{value * 100:.{digits}g}%"
-
-
-def format_table(rows: list[dict[str, Any]], thresholds: Any) -> list[str]:
-    """Lines of the verdict table (one row per threshold), for printing."""
-    by_id = {t.id: t for t in thresholds}
-    header = ("threshold", "observed", "target", "verdict", "windows failed", "count")
-    body = []
-    for r in rows:
-        th = by_id[r["id"]]
-        if not r.get("applicable", True):
-            verdict = "n/a (stage off)"
-        elif r["cumulative_passed"] is None:
-            verdict = "NO DATA"
-        elif r["passed"]:
-            verdict = "pass"
-        elif r["violated"] and r["cumulative_passed"]:
-            verdict = "FAIL (windows)"
-        else:
-            verdict = "FAIL"
-        body.append(
-            (
-                r["id"],
-                _fmt_value(r["observed"], th, r["target"]),
-                f"{th.op} {_fmt_value(r['target'], th)}",
-                verdict,
-                f"{r['windows_failed']}/{r['windows_total']}",
-                str(r["count"]),
-            )
-        )
-    widths = [max(len(x[i]) for x in [header, *body]) for i in range(len(header))]
-    return ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in [header, *body]]

@@ -22,26 +22,47 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal, get_args
 
-from raybench.model.timing import Constant, Distribution
+from pydantic import Field, SerializerFunctionWrapHandler, field_validator, model_serializer, model_validator
 
-PROCESSES = ("poisson", "constant", "closed")
-SHAPES = ("flat", "ramp", "step", "diurnal")
+from raybench.config.types import Number, Seconds, Table
+from raybench.model.timing import Dist
+
+Process = Literal["poisson", "constant", "closed"]
+ShapeKind = Literal["flat", "ramp", "step", "diurnal"]
+PROCESSES, SHAPES = get_args(Process), get_args(ShapeKind)
+Factor = Annotated[Number, Field(ge=0)]
+Hour = Annotated[Number, Field(ge=0, le=24)]
 
 
-@dataclass(frozen=True)
-class Shape:
-    """A load shape; see the module docstring. ``factor`` is never negative."""
+class Shape(Table):
+    """A load shape; see the module docstring. ``factor`` is never negative. In TOML a table, or
+    just its kind (``shape = "flat"``)."""
 
-    kind: str = "flat"
-    ramp_from: float = 0.1
-    ramp_time: float = 10.0
-    steps: tuple[tuple[float, float], ...] = ()
-    day: float = 60.0
-    amplitude: float = 0.5
-    peak_hour: float = 14.0
-    start_hour: float = 0.0
+    kind: ShapeKind = Field("flat", description="flat, ramp, step or diurnal")
+    ramp_from: Factor = Field(0.1, description="ramp: the factor at t = 0")
+    ramp_time: Seconds = Field("10s", gt=0, description="ramp: time to reach factor 1")
+    steps: tuple[tuple[Seconds, Factor], ...] = Field((), description="step: [[time, factor], ...]")
+    day: Seconds = Field("60s", gt=0, description="diurnal: seconds of load that make a day")
+    amplitude: Annotated[Number, Field(ge=0, le=1)] = Field(0.5, description="diurnal: 1 +/- amplitude")
+    peak_hour: Hour = Field(14.0, description="diurnal: local hour of the peak")
+    start_hour: Hour = Field(0.0, description="diurnal: UTC hour at t = 0")
+
+    @classmethod
+    def coerce(cls, data: Any) -> Any:
+        return {"kind": data} if isinstance(data, str) else data
+
+    @field_validator("steps")
+    @classmethod
+    def _sorted(cls, steps: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
+        return tuple(sorted(steps))
+
+    @model_validator(mode="after")
+    def _step_needs_steps(self) -> Shape:
+        if self.kind == "step" and not self.steps:
+            raise ValueError('kind = "step" needs steps = [[time, factor], ...]')
+        return self
 
     def factor(self, t: float, tz_offset_h: float = 0.0) -> float:
         if self.kind == "flat":
@@ -69,27 +90,21 @@ class Shape:
             return 1.0 + self.amplitude
         return 1.0
 
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "kind": self.kind,
-            "ramp_from": self.ramp_from,
-            "ramp_time": f"{self.ramp_time}s",
-            "steps": [[f"{t}s", f] for t, f in self.steps],
-            "day": f"{self.day}s",
-            "amplitude": self.amplitude,
-            "peak_hour": self.peak_hour,
-            "start_hour": self.start_hour,
-        }
 
-
-@dataclass(frozen=True)
-class Arrivals:
+class Arrivals(Table):
     """Arrival process of one agent: ``rate`` requests per second, shaped by ``shape``."""
 
-    process: str = "poisson"
-    rate: float = 1.0
-    shape: Shape = field(default_factory=Shape)
-    think: Distribution = field(default_factory=lambda: Constant(1000.0))
+    process: Process = Field("poisson", description="poisson, constant, or closed (comparison only)")
+    rate: Number = Field(1.0, gt=0, description="requests per agent per second (open loop)")
+    shape: Shape = Field(Shape(), description="load shape over the run")
+    think: Dist = Field({"dist": "constant", "value": 1000}, description="closed loop: think time, ms")
+
+    @model_serializer(mode="wrap")
+    def _serialize(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        out: dict[str, Any] = handler(self)
+        if self.process != "closed":  # only a closed loop thinks
+            out.pop("think", None)
+        return out
 
     @property
     def open_loop(self) -> bool:
@@ -138,8 +153,6 @@ class Arrivals:
             total += sum(self.shape.factor((i + 0.5) * dt, tz) for i in range(steps)) * dt * self.rate
         return total / len(tz_offsets_h)
 
-    def to_dict(self) -> dict[str, object]:
-        out: dict[str, object] = {"process": self.process, "rate": self.rate, "shape": self.shape.to_dict()}
-        if self.process == "closed":
-            out["think"] = self.think.to_dict()
-        return out
+    def to_dict(self) -> dict[str, Any]:
+        """The ``[arrivals]`` table (``think`` only for a closed loop)."""
+        return self.model_dump(mode="json")

@@ -61,7 +61,7 @@ class Planner:
     def __init__(self, scenario: Scenario) -> None:
         self.scenario = scenario
         self._class_cdf = list(itertools.accumulate(c.weight for c in scenario.classes))
-        self._zipf = Zipf(scenario.keys, scenario.zipf)
+        self._zipf = Zipf(scenario.state.keys, scenario.state.zipf)
 
     def region_of(self, agent_id: int, n_agents: int) -> int:
         """Agents are assigned to regions deterministically, in proportion to region weights."""
@@ -77,13 +77,13 @@ class Planner:
         sc = self.scenario
         ci = min(bisect.bisect_left(self._class_cdf, rng.random() * self._class_cdf[-1]), len(sc.classes) - 1)
         cls = sc.classes[ci]
-        cache_hit = rng.random() < sc.cache_hit_rate
+        cache_hit = rng.random() < sc.stages.cache_hit_rate
         # Fixed number of draws per request, whatever the branch, so that one request's outcome
         # never shifts the random stream of the agent's next request.
         u_deny, u_esc = rng.random(), rng.random()
-        policy = sc.policy.sample(rng)
-        llm = sc.llm.sample(rng)
-        expert = sc.expert.sample(rng)
+        policy = sc.stages.policy.sample(rng)
+        llm = sc.stages.llm.sample(rng)
+        expert = sc.stages.expert.sample(rng)
         key = self._zipf.sample(rng)
         rtt_dist = sc.regions[region].rtt
         rtt = (rtt_dist.sample(rng), rtt_dist.sample(rng), rtt_dist.sample(rng))
@@ -106,12 +106,12 @@ def intended_schedule(sc: Scenario, agent_id: int, planner: Planner | None = Non
     """Every request of one agent in an open-loop run: its intended start (s since load start) and
     its plan, replayed from the agent's seeded RNG exactly as its host dispatches them."""
     planner = planner or Planner(sc)
-    region = planner.region_of(agent_id, sc.agents)
+    region = planner.region_of(agent_id, sc.run.agents)
     tz = sc.regions[region].utc_offset
-    rng = agent_rng(sc.seed, agent_id)
+    rng = agent_rng(sc.run.seed, agent_id)
     out = []
     t = sc.arrivals.first(rng, tz)
-    while t < sc.duration_s:
+    while t < sc.run.duration:
         out.append((t, planner.plan(rng, region)))
         t = sc.arrivals.next(t, rng, tz)
     return out

@@ -81,7 +81,7 @@ def test_a_node_lost_mid_run_is_recorded_and_costs_no_row(tmp_path: Path):
     assert f"agent host(s) {sorted(failed)}" in manifest["error"]
     requests = store.read_table(run_dir, "requests")
     sc = Scenario.from_dict(manifest["scenario"])
-    intended = Counter({a: n for a in range(sc.agents) if (n := len(intended_schedule(sc, a)))})
+    intended = Counter({a: n for a in range(sc.run.agents) if (n := len(intended_schedule(sc, a)))})
     assert Counter(requests.column("agent_id").to_pylist()) == intended  # one row per intended request
     # the dead host's requests: in flight or buffered when it died ("lost:"), or due after ("not started:")
     errors = Counter((e or "").split(":")[0] for e in requests.column("error").to_pylist())

@@ -12,15 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from raybench.engine.alerts import (
-    REDACTED,
-    RollbackConfig,
-    WebhookConfig,
-    parse_rollback,
-    parse_webhook,
-    run_rollback,
-    send_alert,
-)
+from raybench.config.sla import REDACTED, RollbackConfig, WebhookConfig, parse_sla_config
+from raybench.engine.alerts import run_rollback, send_alert
 from raybench.errors import ScenarioError
 
 VIOLATION = {
@@ -120,7 +113,7 @@ def test_pagerduty_events_v2_payload(server):
 @pytest.mark.parametrize("server", [[(503, 0.0), (500, 0.0)]], indirect=True)
 def test_retries_with_backoff_until_success(server):
     sleeps: list[float] = []
-    cfg = WebhookConfig(kind="slack", url=server.url, retries=3, backoff_s=0.25)
+    cfg = WebhookConfig(kind="slack", url=server.url, retries=3, backoff=0.25)
     res = send_alert(cfg, VIOLATION, SUMMARY, sleep=sleeps.append)
     assert res.ok and res.attempts == 3 and res.status == 200
     assert sleeps == [0.25, 0.5]
@@ -129,20 +122,20 @@ def test_retries_with_backoff_until_success(server):
 
 @pytest.mark.parametrize("server", [[(500, 0.0)] * 5], indirect=True)
 def test_retries_exhausted_returns_failure(server):
-    cfg = WebhookConfig(kind="slack", url=server.url, retries=2, backoff_s=0.0)
+    cfg = WebhookConfig(kind="slack", url=server.url, retries=2, backoff=0.0)
     res = send_alert(cfg, VIOLATION, SUMMARY)
     assert not res.ok and res.attempts == 3 and res.status == 500 and res.error == "HTTP 500"
 
 
 @pytest.mark.parametrize("server", [[(400, 0.0), (200, 0.0)]], indirect=True)
 def test_client_error_is_not_retried(server):
-    res = send_alert(WebhookConfig(kind="slack", url=server.url, retries=3, backoff_s=0.0), VIOLATION, SUMMARY)
+    res = send_alert(WebhookConfig(kind="slack", url=server.url, retries=3, backoff=0.0), VIOLATION, SUMMARY)
     assert not res.ok and res.attempts == 1 and res.status == 400 and len(server.requests) == 1
 
 
 @pytest.mark.parametrize("server", [[(200, 3.0), (200, 3.0)]], indirect=True)
 def test_stalled_server_times_out_and_does_not_raise(server):
-    cfg = WebhookConfig(kind="slack", url=server.url, timeout_s=0.3, retries=1, backoff_s=0.0)
+    cfg = WebhookConfig(kind="slack", url=server.url, timeout=0.3, retries=1, backoff=0.0)
     t0 = time.monotonic()
     res = send_alert(cfg, VIOLATION, SUMMARY)
     elapsed = time.monotonic() - t0
@@ -158,7 +151,7 @@ def test_unreachable_sink_returns_redacted_failure():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}{SECRET_PATH}?token=qu3ry"
-    res = send_alert(WebhookConfig(kind="slack", url=url, retries=1, backoff_s=0.0), VIOLATION, SUMMARY)
+    res = send_alert(WebhookConfig(kind="slack", url=url, retries=1, backoff=0.0), VIOLATION, SUMMARY)
     assert not res.ok and res.attempts == 2 and res.status is None and "connection failed" in res.error
     _no_secret(res, SECRET_PATH, "qu3ry")
 
@@ -166,7 +159,7 @@ def test_unreachable_sink_returns_redacted_failure():
 def test_rollback_gets_violation_on_stdin(tmp_path: Path):
     out = tmp_path / "stdin.json"
     code = "import sys; data = sys.stdin.read(); open(sys.argv[1], 'w').write(data); print('bye', file=sys.stderr)"
-    res = run_rollback(RollbackConfig((sys.executable, "-c", code, str(out)), 10.0), VIOLATION)
+    res = run_rollback(RollbackConfig(command=(sys.executable, "-c", code, str(out)), timeout=10.0), VIOLATION)
     assert res.ok and res.exit_code == 0 and not res.timed_out
     assert json.loads(out.read_text()) == VIOLATION
     assert res.stderr_tail == "bye\n" and 0 < res.duration_s < 10
@@ -174,37 +167,47 @@ def test_rollback_gets_violation_on_stdin(tmp_path: Path):
 
 def test_rollback_shell_string_and_failure_exit_code(tmp_path: Path):
     out = tmp_path / "copy.json"
-    res = run_rollback(RollbackConfig(f"cat > '{out}'; echo oops >&2; exit 3", 10.0), VIOLATION)
+    res = run_rollback(RollbackConfig(command=f"cat > '{out}'; echo oops >&2; exit 3", timeout=10.0), VIOLATION)
     assert not res.ok and res.exit_code == 3 and res.stderr_tail == "oops\n"
     assert json.loads(out.read_text())["threshold"] == "p99<100ms"
 
 
 def test_rollback_timeout_and_missing_command():
-    res = run_rollback(RollbackConfig((sys.executable, "-c", "import time; time.sleep(5)"), 0.3), VIOLATION)
+    res = run_rollback(
+        RollbackConfig(command=(sys.executable, "-c", "import time; time.sleep(5)"), timeout=0.3), VIOLATION
+    )
     assert res.timed_out and res.exit_code is None and not res.ok and res.duration_s < 3
-    missing = run_rollback(RollbackConfig(("/nonexistent/rollback-cmd",), 1.0), VIOLATION)
+    missing = run_rollback(RollbackConfig(command=("/nonexistent/rollback-cmd",), timeout=1.0), VIOLATION)
     assert not missing.ok and missing.exit_code is None and "FileNotFoundError" in missing.error
 
 
 def test_rollback_stderr_tail_is_bounded():
     res = run_rollback(
-        RollbackConfig((sys.executable, "-c", "import sys; sys.stderr.write('x' * 10000 + 'END')"), 10.0), VIOLATION
+        RollbackConfig(
+            command=(sys.executable, "-c", "import sys; sys.stderr.write('x' * 10000 + 'END')"), timeout=10.0
+        ),
+        VIOLATION,
     )
     assert res.ok and len(res.stderr_tail) == 2000 and res.stderr_tail.endswith("END")
 
 
-def test_parse_webhook_from_env_and_redacted_manifest():
+def _webhook(table, *, env=None, resolve=True):
+    """One ``[[sla.webhooks]]`` table, validated as part of an ``[sla]`` table (and resolved)."""
+    return parse_sla_config({"webhooks": [table]}, env=env or {}, resolve_secrets=resolve).webhooks[0]
+
+
+def test_webhook_from_env_and_redacted_manifest():
     env = {"HOOK": "https://hooks.example.com/T1/B2/abc", "PD_KEY": "pdkey123"}
-    slack = parse_webhook({"kind": "slack", "url_env": "HOOK", "timeout": "2s", "retries": 4}, env=env)
-    assert (slack.url, slack.timeout_s, slack.retries) == (env["HOOK"], 2.0, 4)
-    pd = parse_webhook({"kind": "pagerduty", "routing_key_env": "PD_KEY"}, env=env)
+    slack = _webhook({"kind": "slack", "url_env": "HOOK", "timeout": "2s", "retries": 4}, env=env)
+    assert (slack.url, slack.timeout, slack.retries) == (env["HOOK"], 2.0, 4)
+    pd = _webhook({"kind": "pagerduty", "routing_key_env": "PD_KEY"}, env=env)
     assert pd.url == "https://events.pagerduty.com/v2/enqueue" and pd.routing_key == "pdkey123"
     for cfg in (slack, pd):
         text = repr(cfg) + json.dumps(cfg.to_manifest())
         assert "abc" not in text.replace("hooks.example.com", "") and "pdkey123" not in text
         assert cfg.to_manifest()["url"] == REDACTED
-    offline = parse_webhook({"kind": "slack", "url_env": "HOOK"}, env={}, resolve=False)
-    assert offline.url == "$HOOK"
+    offline = _webhook({"kind": "slack", "url_env": "HOOK"}, resolve=False)
+    assert offline.url is None and offline.url_env == "HOOK"  # looked up only where alerts are sent
 
 
 @pytest.mark.parametrize(
@@ -219,14 +222,14 @@ def test_parse_webhook_from_env_and_redacted_manifest():
         ({"kind": "slack", "url": "http://x", "tiemout": "1s"}, "did you mean 'timeout'"),
     ],
 )
-def test_parse_webhook_errors(table, message):
+def test_webhook_errors(table, message):
     with pytest.raises(ScenarioError, match=message):
-        parse_webhook(table, env={})
+        _webhook(table)
 
 
-def test_parse_rollback():
-    assert parse_rollback({"command": "echo hi"}).command == "echo hi"
-    cfg = parse_rollback({"command": ["a", "b"], "timeout": "2s"})
-    assert cfg.command == ("a", "b") and cfg.timeout_s == 2.0
+def test_rollback_table():
+    assert parse_sla_config({"rollback": {"command": "echo hi"}}).rollback.command == "echo hi"
+    cfg = parse_sla_config({"rollback": {"command": ["a", "b"], "timeout": "2s"}}).rollback
+    assert cfg.command == ("a", "b") and cfg.timeout == 2.0
     with pytest.raises(ScenarioError, match="timeout"):
-        parse_rollback({"command": "x", "timeout": "soon"})
+        parse_sla_config({"rollback": {"command": "x", "timeout": "soon"}})

@@ -66,9 +66,9 @@ def _rows(table, *columns: str) -> Counter:
 
 
 def test_metrics_are_off_by_default_and_validated():
-    assert scn.load(preset="smoke").metrics is False
+    assert scn.load(preset="smoke").run.metrics is False
     sc = scn.load(preset="smoke", overrides={"run.metrics": True})
-    assert sc.metrics is True and scn.Scenario.from_dict(sc.to_dict()).metrics is True
+    assert sc.run.metrics is True and scn.Scenario.from_dict(sc.to_dict()).run.metrics is True
     with pytest.raises(ScenarioError, match=r"run\.metrics = 'yes': expected true or false"):
         scn.load(preset="smoke", overrides={"run.metrics": "yes"})
 

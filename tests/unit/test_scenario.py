@@ -21,21 +21,21 @@ def test_lighthouse_reproduces_the_modelled_system():
     sc = scenario.load(preset="lighthouse")
     mix = {c.name: c.weight for c in sc.classes}
     assert mix == {"safe": 0.7, "risky": 0.2, "complex": 0.1}
-    assert (sc.policy.min, sc.policy.max) == (5, 25)
-    assert (sc.llm.min, sc.llm.max) == (20, 80)
-    assert (sc.expert.min, sc.expert.max) == (500, 1200)
-    esc = sum(c.weight * c.escalation for c in sc.classes) * (1 - sc.cache_hit_rate)
+    assert (sc.stages.policy.min, sc.stages.policy.max) == (5, 25)
+    assert (sc.stages.llm.min, sc.stages.llm.max) == (20, 80)
+    assert (sc.stages.expert.min, sc.stages.expert.max) == (500, 1200)
+    esc = sum(c.weight * c.escalation for c in sc.classes) * (1 - sc.stages.cache_hit_rate)
     assert 0.15 <= esc <= 0.25
     # the pool is busy but stable at the offered load
-    utilisation = sc.offered_rate * esc * sc.expert.mean / 1000 / sc.experts
+    utilisation = sc.offered_rate * esc * sc.stages.expert.mean / 1000 / sc.experts.pool
     assert 0.5 < utilisation < 0.9
-    assert sc.warmup_s == 5 and sc.agents == 1000
+    assert sc.run.warmup == 5 and sc.run.agents == 1000
     assert {r.name for r in sc.regions} == {"us-east", "eu-west", "ap-south"}
 
 
 def test_smoke_extends_lighthouse_with_overrides():
     sc = scenario.load(preset="smoke", overrides={"run.agents": 10, "stages.llm.max": 120})
-    assert sc.agents == 10 and sc.llm.max == 120 and sc.duration_s == 20
+    assert sc.run.agents == 10 and sc.stages.llm.max == 120 and sc.run.duration == 20
     assert sc.arrivals.shape.kind == "flat"
 
 
@@ -43,7 +43,7 @@ def test_toml_file_and_set_assignment(tmp_path: Path):
     f = tmp_path / "s.toml"
     f.write_text('extends = "smoke"\nname = "mine"\n[run]\nagents = 7\n')
     sc = scenario.load(f, overrides=dict([scenario.parse_assignment('run.duration="5s"')]))
-    assert (sc.name, sc.agents, sc.duration_s) == ("mine", 7, 5.0)
+    assert (sc.name, sc.run.agents, sc.run.duration) == ("mine", 7, 5.0)
     assert scenario.parse_assignment("experts.pool=5") == ("experts.pool", 5)
     assert scenario.parse_assignment("fuse.mode=off") == ("fuse.mode", "off")
 
@@ -69,8 +69,8 @@ BAD = [
 
 def test_a_large_workspace_is_allowed_without_prefill_or_fuse():
     big = {"state.keys": 1_000_000, "fuse.file_bytes": 4096}
-    assert scenario.load(preset="smoke", overrides={**big, "fuse.prefill": False}).fuse_prefill is False
-    assert scenario.load(preset="smoke", overrides={**big, "fuse.mode": "off"}).keys == 1_000_000
+    assert scenario.load(preset="smoke", overrides={**big, "fuse.prefill": False}).fuse.prefill is False
+    assert scenario.load(preset="smoke", overrides={**big, "fuse.mode": "off"}).state.keys == 1_000_000
 
 
 def test_hosts_open_ahead_only_the_prefilled_files_they_keep_open():
@@ -80,7 +80,7 @@ def test_hosts_open_ahead_only_the_prefilled_files_they_keep_open():
         sc = scenario.load(preset="smoke", overrides=off)
         assert not sc.fuse_opens_ahead, off
         assert scenario.Scenario.from_dict(sc.to_dict()).fuse_opens_ahead is False
-    assert scenario.load(preset="smoke").fuse_prefill is True
+    assert scenario.load(preset="smoke").fuse.prefill is True
 
 
 @pytest.mark.parametrize("overrides, fragment", BAD)

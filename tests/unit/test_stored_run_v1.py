@@ -99,5 +99,5 @@ def test_the_manifest_scenario_rebuilds(run: Path):
 
     manifest = json.loads((run / "manifest.json").read_text())
     sc = Scenario.from_dict(manifest["scenario"])
-    assert sc.agents == 200 and sc.duration_s == 8.0
+    assert sc.run.agents == 200 and sc.run.duration == 8.0
     assert pa.ipc.open_file(str(run / "requests.arrow")).read_all().num_rows > 0

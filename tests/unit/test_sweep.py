@@ -167,7 +167,7 @@ def test_run_sweep_runs_no_size_above_a_saturated_harness(tmp_path: Path, monkey
     ran: list[int] = []
 
     def execute(sc, *, out, run_id, address):
-        ran.append(sc.agents)
+        ran.append(sc.run.agents)
         return SimpleNamespace(run_dir=out / run_id, status="completed", verdict=True)
 
     def measured(run_dir, agents, status, verdict):

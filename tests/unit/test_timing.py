@@ -55,7 +55,7 @@ def test_same_seed_same_sequence_other_seed_differs():
 
 
 def test_bare_number_is_constant_and_roundtrip():
-    assert timing.parse(3, "x") == timing.Constant(3.0)
+    assert timing.parse(3, "x") == timing.Constant(value=3.0)
     for spec in (
         {"dist": "uniform", "min": 1, "max": 2},
         {"dist": "normal", "mean": 1, "std": 2, "jitter": 0.5},
@@ -93,7 +93,7 @@ def test_sleep_until_never_ends_before_its_deadline(loop: str):
     import random
     import time
 
-    from raybench.model.timing import sleep_until
+    from raybench.actors.clock import sleep_until
 
     async def main() -> list[int]:
         rng = random.Random(5)

@@ -42,7 +42,7 @@ def test_plans_follow_the_class_mix_and_escalation_band():
         assert (p.policy_ms is None) == p.cache_hit
         assert (p.expert_ms is not None) == p.escalate
         assert not (p.cache_hit and p.escalate)
-        assert 0 <= p.key < sc.keys
+        assert 0 <= p.key < sc.state.keys
 
 
 def test_plans_are_reproducible_per_agent():
