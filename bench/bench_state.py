@@ -5,8 +5,9 @@ Ray's raw async actor-call rate, measured side by side in one Ray session.
 
 raw      one ``apply_async`` Ray call per operation, ``concurrency`` calls in flight
 batched  the same operations through :class:`raybench.actors.state.StateClient` (one host's client),
-         each batch a Ray call (``state.transport = "ray"``)
-socket   the same client over the shard's socket data plane (:mod:`raybench.actors.wire`, the default)
+         each batch a Ray call (``state.transport = "ray"``, :mod:`raybench.actors.transport.ray`)
+socket   the same client over the shard's socket data plane (:mod:`raybench.actors.transport.socket`,
+         the default)
 All run inside an async Ray actor on the same machine against one StateShard actor.
 """
 
@@ -58,10 +59,12 @@ class Client:
         self, seconds: float, concurrency: int, interval: float, token: bytes | None = None
     ) -> dict[str, float]:
         from raybench.actors import state as st
+        from raybench.actors.transport import make_transport
 
         # the engine's settings: one batch in flight per shard
-        client = st.StateClient([self.shard], max_ops=256, interval=interval, max_inflight=1, token=token)
-        await client.connect()
+        transport = make_transport("ray" if token is None else "socket", [self.shard], None, token)
+        client = st.StateClient(transport, max_ops=256, interval=interval, max_inflight=1)
+        await transport.connect()
 
         async def op(w: int, i: int) -> None:
             await client.submit(w * 1_000_000 + i, st.APPEND, w, 0)

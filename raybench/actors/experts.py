@@ -16,7 +16,7 @@ import time
 from collections import deque
 from typing import Any
 
-from raybench.model.timing import sleep_until
+from raybench.actors.clock import sleep_until
 
 
 class ExpertPool:

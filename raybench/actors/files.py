@@ -15,8 +15,8 @@ from collections import OrderedDict
 
 from fuse_bench.fs import key_file
 
-#: Most files a host opens ahead of the load (the most popular keys first): ~10,000 take 1.3-1.9 s
-#: per host on the 2-core reference machine (docs/fuse.md); the rest open on first use.
+#: Most files a host opens ahead of the load (the most popular keys first; how long that takes:
+#: docs/fuse.md); the rest open on first use.
 OPEN_AHEAD_MAX_FILES = 20_000
 
 

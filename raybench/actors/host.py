@@ -29,15 +29,17 @@ import os
 import random
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from raybench.actors import state as st
 from raybench.actors.files import FileHandles, file_op, handle_capacity
+from raybench.actors.transport import Transport, make_transport
 from raybench.config.scenario import Scenario
 from raybench.model.timing import sleep_until
 from raybench.model.workload import Plan, Planner, agent_rng
-from raybench.results.recording import NULL_INT, NULL_MS, OUTCOME_CODE, RequestRows
+from raybench.results.recording import NULL_INT, NULL_MS, OUTCOME_CODE, PackedRows, RequestRows
 
 #: Most write batches to the aggregator allowed in flight before the host waits for the oldest.
 MAX_PENDING_WRITES = 8
@@ -81,20 +83,27 @@ class AgentHost:
     Args:
         host_id: index of this host in the run.
         agent_ids: global ids of the agents it runs.
-        scenario: the resolved scenario (``Scenario.to_dict()``).
+        scenario: the resolved scenario, as validated where it was loaded (never re-parsed here).
         run_id: written into every row.
         shards, experts, aggregator: Ray actor handles.
         fuse_root: folder on this node's FUSE mount for the agents' files, or None (no FUSE stage).
         node_id: Ray node id of this host (rows carry it).
-        wire_token: the run's token for the shards' and the expert pool's sockets (None: state
-            batches and consultations are Ray calls; see :mod:`raybench.actors.wire`).
+        wire_token: the run's token for the shards' and the expert pool's sockets (None unless the
+            scenario's ``state.transport`` is ``socket``; see :mod:`raybench.actors.transport`).
+        transport: the data plane to the shards and the pool (default: the scenario's
+            ``state.transport`` to ``shards`` and ``experts``, :func:`make_transport`).
+        ship: sends a flush's rows to the aggregator and returns an awaitable of its reply
+            (default: ``aggregator.write_packed.remote``).
+
+    ``transport`` and ``ship`` are the seams that let the plain class run in a test without Ray
+    (``shards``, ``experts`` and ``aggregator`` unused then): tests/unit/test_host_memory.py.
     """
 
     def __init__(
         self,
         host_id: int,
         agent_ids: list[int],
-        scenario: dict[str, Any],
+        scenario: Scenario,
         run_id: str,
         shards: list[Any],
         experts: Any,
@@ -102,30 +111,32 @@ class AgentHost:
         fuse_root: str | None,
         node_id: str,
         wire_token: bytes | None = None,
+        *,
+        transport: Transport | None = None,
+        ship: Callable[[PackedRows], Awaitable[Any]] | None = None,
     ) -> None:
         # The event loop shares the GIL with Ray's reply threads and the file-operation threads;
         # the default 5 ms switch interval would add up to 5 ms to every hand-over between them.
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         self.host_id = host_id
         self.agent_ids = agent_ids
-        self.sc = Scenario.from_dict(scenario)
+        self.sc = scenario
         self.run_id = run_id
-        self.experts = experts
-        self.aggregator = aggregator
         self.fuse_root = fuse_root
         self.node_id = node_id
-        self.shards = shards
-        self.wire_token = wire_token
-        self._experts_conn: Any = None  # raybench.actors.wire.CallConnection while a run is on
+        self.transport = (
+            transport if transport is not None else make_transport(self.sc.state.transport, shards, experts, wire_token)
+        )
+        self._ship = ship if ship is not None else aggregator.write_packed.remote
         self.planner = Planner(self.sc)
-        self.rngs = [agent_rng(self.sc.seed, a) for a in agent_ids]
-        self.regions = [self.planner.region_of(a, self.sc.agents) for a in agent_ids]
-        self.backoff_rng = random.Random(f"raybench-backoff:{self.sc.seed}:{host_id}")
-        self.fault_rng = random.Random(f"raybench-faults:{self.sc.seed}:{host_id}")
+        self.rngs = [agent_rng(self.sc.run.seed, a) for a in agent_ids]
+        self.regions = [self.planner.region_of(a, self.sc.run.agents) for a in agent_ids]
+        self.backoff_rng = random.Random(f"raybench-backoff:{self.sc.run.seed}:{host_id}")
+        self.fault_rng = random.Random(f"raybench-faults:{self.sc.run.seed}:{host_id}")
         self.buffer = RequestRows(
             run_id, host_id, node_id, [r.name for r in self.sc.regions], [c.name for c in self.sc.classes]
         )
-        self.payload = os.urandom(self.sc.file_bytes)
+        self.payload = os.urandom(self.sc.fuse.file_bytes)
         self._stop = False
         self._tasks: dict[asyncio.Task[None], int] = {}  # in-flight request -> intended start
         self._overdue: set[asyncio.Task[None]] = set()
@@ -138,8 +149,8 @@ class AgentHost:
         self.opened_ahead: dict[str, Any] = {"files_opened_ahead": 0}
         self.handles = (
             None
-            if (fuse_root is None or self.sc.fuse_open_per_request)
-            else FileHandles(fuse_root, handle_capacity(self.sc.keys), create=not self.sc.fuse_prefill)
+            if (fuse_root is None or self.sc.fuse.open_per_request)
+            else FileHandles(fuse_root, handle_capacity(self.sc.state.keys), create=not self.sc.fuse.prefill)
         )
 
     # -- control -------------------------------------------------------------------------------
@@ -164,7 +175,7 @@ class AgentHost:
             return {"files_opened_ahead": 0}
         t0 = time.perf_counter()
         try:
-            await asyncio.to_thread(self.handles.open_ahead, self.sc.keys)
+            await asyncio.to_thread(self.handles.open_ahead, self.sc.state.keys)
             error = None
         except OSError as exc:
             error = f"{exc.__class__.__name__}: {exc}"[:200]
@@ -203,18 +214,16 @@ class AgentHost:
         self.loop = asyncio.get_running_loop()
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="raybench-file")
         self.client = st.StateClient(
-            self.shards,
-            max_ops=sc.batch_max_ops,
-            interval=sc.batch_interval_s,
-            max_inflight=sc.batch_inflight,
-            token=self.wire_token,
+            self.transport,
+            max_ops=sc.state.batch_max_ops,
+            interval=sc.state.batch_interval,
+            max_inflight=sc.state.batch_inflight,
         )
-        await self.client.connect()  # before the load starts: no request pays for a connection
-        self._experts_conn = await self._connect_experts() if self.wire_token is not None else None
+        await self.transport.connect()  # before the load starts: no request pays for a connection
         self.wall0, self.perf0 = time.time_ns(), time.perf_counter_ns()
         self.start_perf = self.perf0 + (load_start_ns - self.wall0)
-        self.end_perf = self.start_perf + int(sc.duration_s * 1e9)
-        self.warm_end_perf = self.start_perf + int(sc.warmup_s * 1e9)
+        self.end_perf = self.start_perf + int(sc.run.duration * 1e9)
+        self.warm_end_perf = self.start_perf + int(sc.run.warmup * 1e9)
         self.buffer.wall_offset_ns, self.buffer.warm_end_perf_ns = self.wall0 - self.perf0, self.warm_end_perf
         flusher = asyncio.ensure_future(self._flush_loop())
         reaper = asyncio.ensure_future(self._reaper())
@@ -233,9 +242,7 @@ class AgentHost:
             self._pool.shutdown(wait=True)
             if self.handles is not None:
                 self.handles.close()
-            self.client.close()
-            if self._experts_conn is not None:
-                self._experts_conn.close()
+            self.transport.close()
         return {
             "host_id": self.host_id,
             "epoch": self.epoch,
@@ -260,7 +267,7 @@ class AgentHost:
         # Heap entries carry the exact float time of the arrival process next to its nanosecond
         # deadline, so the chain of intended times is bit for bit the one workload.intended_schedule
         # replays (the driver matches rows against it after a host died).
-        arrivals, duration = self.sc.arrivals, self.sc.duration_s
+        arrivals, duration = self.sc.arrivals, self.sc.run.duration
         heap: list[tuple[int, int, float]] = []
         resume_s = (time.perf_counter_ns() - self.start_perf) / 1e9 if self.epoch else -1.0
         for i, rng in enumerate(self.rngs):
@@ -315,7 +322,7 @@ class AgentHost:
     async def _reaper(self) -> None:
         """Once a second, cancel requests running longer than request_timeout (they record
         themselves as timeouts); one sweep instead of a timer per request."""
-        limit = int(self.sc.request_timeout_s * 1e9)
+        limit = int(self.sc.run.request_timeout * 1e9)
         while True:
             await asyncio.sleep(1.0)
             now = time.perf_counter_ns()
@@ -326,7 +333,7 @@ class AgentHost:
 
     async def _drain(self) -> None:
         if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=self.sc.drain_timeout_s)
+            _, pending = await asyncio.wait(set(self._tasks), timeout=self.sc.run.drain_timeout)
             for task in pending:
                 task.cancel()  # the request records itself as a timeout row
             self.counters["cancelled"] += len(pending)
@@ -364,7 +371,7 @@ class AgentHost:
                 policy_model = plan.policy_ms + self._extra_ms("policy", t_s)
                 if plan.llm_ms is not None:
                     llm_model = plan.llm_ms + self._extra_ms("llm", t_s)
-                    if sc.parallel_review:
+                    if sc.stages.parallel_review:
                         policy_ms, llm_ms = await _parallel_sleeps(policy_model, llm_model)
                     else:
                         policy_ms = await _timed_sleep(policy_model)
@@ -379,40 +386,41 @@ class AgentHost:
                 if plan.expert_ms is not None:
                     extra = self._extra_ms("expert", t_s)
                     expert_model = plan.expert_ms + extra
-                    queue_ms, expert_ms = await self._consult(plan.expert_ms, extra)
+                    # the pool is not restarted: once it is lost, every consultation fails visibly
+                    queue_ms, expert_ms = await self.transport.consult(plan.expert_ms, extra)
                 file_key = plan.key
                 rtt_lease, rtt_state, _ = plan.rtt_ms
                 # lease, with retry and exponential back-off (jittered) while another holds it
                 t0 = time.perf_counter_ns()
-                backoff = sc.lease_backoff_s
-                ttl_ns = int(sc.lease_ttl_s * 1e9)
-                deadline = t0 + int(sc.lease_max_wait_s * 1e9)
+                backoff = sc.state.lease_backoff
+                ttl_ns = int(sc.state.lease_ttl * 1e9)
+                deadline = t0 + int(sc.state.lease_max_wait * 1e9)
                 while True:
                     if rtt_lease:
                         await asyncio.sleep(rtt_lease / 1000.0)
                         rtt_total += rtt_lease
                     granted, version, shard_ns = await self.client.submit(file_key, st.ACQUIRE, rid, ttl_ns)
-                    if not granted and sc.lease_mode == "queue":
+                    if not granted and sc.state.lease_mode == "queue":
                         # held: wait in the shard's FIFO queue for the hand-over, no polling
                         conflicts += 1
                         left = max(0.0, (deadline - time.perf_counter_ns()) / 1e9)
                         granted, version, shard_ns = await self.client.wait_lease(file_key, rid, ttl_ns, left)
                         if not granted:
-                            raise LeaseTimeout(f"lease on key {file_key} not granted within {sc.lease_max_wait_s}s")
+                            raise LeaseTimeout(f"lease on key {file_key} not granted within {sc.state.lease_max_wait}s")
                     if granted:
                         holds_lease, lease_start = True, shard_ns
                         break
                     conflicts += 1
                     if time.perf_counter_ns() >= deadline:
-                        raise LeaseTimeout(f"lease on key {file_key} not granted within {sc.lease_max_wait_s}s")
+                        raise LeaseTimeout(f"lease on key {file_key} not granted within {sc.state.lease_max_wait}s")
                     await asyncio.sleep(backoff * (0.5 + self.backoff_rng.random()))
-                    backoff = min(backoff * 2, sc.lease_backoff_max_s)
+                    backoff = min(backoff * 2, sc.state.lease_backoff_max)
                 lease_ms = (time.perf_counter_ns() - t0) / 1e6
                 if self.fuse_root is not None:
                     try:
                         fuse_ms = await self.loop.run_in_executor(
                             self._pool, file_op, self.fuse_root, file_key, self.payload, cls.write, cls.stat,
-                            self.handles, not self.sc.fuse_prefill,
+                            self.handles, not self.sc.fuse.prefill,
                         )  # fmt: skip
                     except OSError as exc:  # e.g. ENOTCONN: the node's FUSE server died
                         if self.handles is not None:
@@ -438,7 +446,7 @@ class AgentHost:
                 event_ms = (time.perf_counter_ns() - t1) / 1e6
         except asyncio.CancelledError:
             if asyncio.current_task() in self._overdue:
-                outcome, error = "timeout", f"request exceeded request_timeout {sc.request_timeout_s}s"
+                outcome, error = "timeout", f"request exceeded request_timeout {sc.run.request_timeout}s"
             else:
                 outcome, error = "timeout", "still running at the drain deadline when the run ended"
         except LeaseTimeout as exc:
@@ -452,34 +460,18 @@ class AgentHost:
         if holds_lease and file_key != NULL_INT:
             self.client.submit(file_key, st.RELEASE, rid)  # don't leave the key locked until its TTL
         end = time.perf_counter_ns()
-        self.buffer.add(
-            (
-                rid, intended, start, end, file_key, lease_start, lease_end,
-                policy_ms, llm_ms, queue_ms, expert_ms, lease_ms, state_ms, fuse_ms, event_ms,
-                policy_model, llm_model, expert_model, NULL_MS if file_key == NULL_INT else rtt_total,
-                self.agent_ids[i], conflicts, self.regions[i], plan.cls, OUTCOME_CODE[outcome],
-                plan.expert_ms is not None, plan.cache_hit,
-            )
+        self.buffer.add_request(
+            request_id=rid, perf_intended=intended, perf_start=start, perf_end=end,
+            file_key=file_key, lease_start_ns=lease_start, lease_end_ns=lease_end,
+            policy_ms=policy_ms, llm_ms=llm_ms, expert_queue_ms=queue_ms, expert_ms=expert_ms,
+            lease_wait_ms=lease_ms, state_ms=state_ms, fuse_ms=fuse_ms, event_ms=event_ms,
+            policy_model_ms=policy_model, llm_model_ms=llm_model, expert_model_ms=expert_model,
+            rtt_model_ms=NULL_MS if file_key == NULL_INT else rtt_total,
+            agent_id=self.agent_ids[i], conflicts=conflicts, region=self.regions[i], cls=plan.cls,
+            outcome=OUTCOME_CODE[outcome], escalated=plan.expert_ms is not None, cache_hit=plan.cache_hit,
+            error=error,
         )  # fmt: skip
-        if error is not None:
-            self.buffer.error(error)
         self.counters["recorded"] += 1
-
-    # -- the expert pool ----------------------------------------------------------------------
-
-    async def _connect_experts(self) -> Any:
-        from raybench.actors import wire
-
-        assert self.wire_token is not None
-        host, port = await self.experts.endpoint.remote()
-        return await wire.CallConnection.open(host, port, self.wire_token)
-
-    async def _consult(self, expert_ms: float, extra_ms: float) -> tuple[float, float]:
-        """One consultation, over the pool's socket or as a Ray call. The pool is not restarted:
-        once its connection is lost, every later consultation fails visibly (ConnectionLost)."""
-        if self._experts_conn is None:
-            return await self.experts.consult.remote(expert_ms, extra_ms)
-        return await self._experts_conn.call(expert_ms, extra_ms)
 
     # -- recording -----------------------------------------------------------------------------
 
@@ -487,11 +479,11 @@ class AgentHost:
         packed = self.buffer.take_packed()  # the aggregator makes the Arrow batch: not this loop
         if packed is None:
             return
-        self._writes.append(self.aggregator.write_packed.remote(packed))
+        self._writes.append(self._ship(packed))
         if len(self._writes) > MAX_PENDING_WRITES:
             await self._writes.pop(0)
 
     async def _flush_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.sc.flush_interval_s)
+            await asyncio.sleep(self.sc.run.flush_interval)
             await self._flush()

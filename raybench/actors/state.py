@@ -17,8 +17,8 @@ Invariants of a shard:
 agents: at most ``max_inflight`` batches per shard are in flight; operations submitted meanwhile
 wait for the next batch, which leaves when the loop next runs (or after ``interval`` seconds, or
 at ``max_ops`` operations). Under light load an operation goes out at once; under heavy load the
-batches grow and the call rate stays far below the operation rate. A batch travels over the
-shard's socket data plane (:mod:`raybench.actors.wire`, the default) or as a Ray actor call.
+batches grow and the call rate stays far below the operation rate. How a batch travels (the
+shard's socket, a Ray actor call, or a plain call in tests) is its :mod:`raybench.actors.transport`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from raybench.actors.transport.protocol import Transport
 
 # Operation codes; an operation is a tuple (code, key, owner, arg).
 ACQUIRE, READ_RELEASE, CAS_RELEASE, APPEND, RELEASE = 0, 1, 2, 3, 4
@@ -253,43 +256,33 @@ class StateShard:
         return self._sampler.sample()
 
 
-#: The kinds of connection a client keeps to each shard: ordered batches, concurrent lease waits.
-_KINDS = ("batches", "calls")
-
-
 class StateClient:
     """Batches state operations of one host's agents; one instance per event loop.
 
     Args:
-        shards: Ray actor handles of the shards (``apply_async.remote`` is called on them).
+        transport: how the batches and lease waits reach the shards
+            (:mod:`raybench.actors.transport`); its owner connects and closes it.
         max_ops: a batch leaves at once when it reaches this many operations.
         interval: seconds to wait for more operations before sending (0: until the loop next runs).
         max_inflight: batches per shard awaiting their reply before new ones are held back.
-        token: the run's data-plane token: batches go over each shard's socket
-            (:meth:`StateShard.endpoint`) and lease waits over its call socket
-            (:meth:`StateShard.calls_endpoint`); None makes both Ray calls.
     """
 
     def __init__(
         self,
-        shards: list[Any],
+        transport: Transport,
         *,
         max_ops: int = 256,
         interval: float = 0.0,
         max_inflight: int = 2,
-        token: bytes | None = None,
     ) -> None:
-        self.shards = shards
-        self.token = token
-        # per kind of connection ("batches": wire.Connection, "calls": wire.CallConnection), per shard
-        self._conns: dict[str, list[Any]] = {kind: [None] * len(shards) for kind in _KINDS}
-        self._connecting: dict[str, list[asyncio.Task[Any] | None]] = {kind: [None] * len(shards) for kind in _KINDS}
+        self.transport = transport
+        n = self.shard_count = transport.shard_count
         self.max_ops = max_ops
         self.interval = interval
         self.max_inflight = max_inflight
-        self._pending: list[list[tuple[tuple[int, int, int, int], asyncio.Future[Any]]]] = [[] for _ in shards]
-        self._inflight = [0] * len(shards)
-        self._scheduled = [False] * len(shards)
+        self._pending: list[list[tuple[tuple[int, int, int, int], asyncio.Future[Any]]]] = [[] for _ in range(n)]
+        self._inflight = [0] * n
+        self._scheduled = [False] * n
         self._tasks: set[asyncio.Task[None]] = set()
         self.calls = 0
         self.ops = 0
@@ -297,7 +290,7 @@ class StateClient:
     def submit(self, key: int, code: int, owner: int, arg: int = 0) -> asyncio.Future[Any]:
         """Queue one operation on the key's shard; the future resolves to its result tuple."""
         loop = asyncio.get_running_loop()
-        i = shard_of(key, len(self.shards))
+        i = shard_of(key, self.shard_count)
         fut: asyncio.Future[Any] = loop.create_future()
         self._pending[i].append(((code, key, owner, arg), fut))
         if len(self._pending[i]) >= self.max_ops and self._inflight[i] < self.max_inflight:
@@ -320,65 +313,21 @@ class StateClient:
         self._inflight[i] += 1
         self.calls += 1
         self.ops += len(batch)
-        ops = [op for op, _ in batch]
-        call = self.shards[i].apply_async.remote(ops) if self.token is None else self._call_socket(i, ops)
+        call: Any
+        try:
+            call = self.transport.apply(i, [op for op, _ in batch])
+        except Exception as exc:  # e.g. a dead actor's handle: every caller sees it, as from the reply
+            call = asyncio.get_running_loop().create_future()
+            call.set_exception(exc)
         task = asyncio.ensure_future(self._complete(i, call, [f for _, f in batch]))  # noqa: RUF006 (kept in _tasks)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def connect(self) -> None:
-        """Open the data-plane connection to every shard now, so that no request pays for it."""
-        if self.token is not None:
-            await asyncio.gather(*(self._connection(i, k) for i in range(len(self.shards)) for k in _KINDS))
-
-    async def _connection(self, i: int, kind: str = "batches") -> Any:
-        """The live connection of ``kind`` to shard ``i``, opened once however many callers wait."""
-        conn = self._conns[kind][i]
-        if conn is not None and conn.lost is None:
-            return conn
-        connecting = self._connecting[kind]
-        task = connecting[i]
-        if task is None:
-            task = connecting[i] = asyncio.ensure_future(self._open(i, kind))
-        try:
-            return await asyncio.shield(task)
-        finally:
-            if task.done() and connecting[i] is task:
-                connecting[i] = None  # a failed open is tried again by the next caller
-
-    async def _open(self, i: int, kind: str) -> Any:
-        from raybench.actors import wire
-
-        assert self.token is not None
-        # while Ray restarts a dead shard this raises (ActorUnavailableError): the caller fails visibly
-        shard = self.shards[i]
-        endpoint = shard.endpoint if kind == "batches" else shard.calls_endpoint
-        host, port = await endpoint.remote()
-        kind_of = wire.Connection if kind == "batches" else wire.CallConnection
-        conn = self._conns[kind][i] = await kind_of.open(host, port, self.token)
-        return conn
-
-    async def _call_socket(self, i: int, ops: list[tuple[int, int, int, int]]) -> list[tuple[Any, ...]]:
-        conn = self._conns["batches"][i]
-        if conn is None or conn.lost is not None:  # the hot path skips the coroutine when connected
-            conn = await self._connection(i)
-        return await conn.call(ops)
-
     async def wait_lease(self, key: int, owner: int, ttl_ns: int, timeout_s: float) -> tuple[bool, int, int]:
         """Wait in the key's queue on its shard (:meth:`StateShard.wait_lease`) until the lease is
-        granted or ``timeout_s`` passes; over the shard's call socket, or a Ray call without a token."""
-        i = shard_of(key, len(self.shards))
-        if self.token is None:
-            return await self.shards[i].wait_lease.remote(key, owner, ttl_ns, timeout_s)
-        conn = await self._connection(i, "calls")
-        return tuple(await conn.call(key, owner, ttl_ns, timeout_s))  # type: ignore[return-value]
-
-    def close(self) -> None:
-        """Close the data-plane connections."""
-        for conns in self._conns.values():
-            for conn in conns:
-                if conn is not None:
-                    conn.close()
+        granted or ``timeout_s`` passes."""
+        i = shard_of(key, self.shard_count)
+        return await self.transport.wait_lease(i, key, owner, ttl_ns, timeout_s)
 
     async def _complete(self, i: int, call: Any, futures: list[asyncio.Future[Any]]) -> None:
         try:

@@ -2,7 +2,7 @@
 batches, converted once per flush, off the request's timed path.
 
 * :class:`RowBuffer` keeps plain tuples (one per row, in the table's column order) and converts
-  them with Arrow's converter: simple, ~40-70 ns a value. For the small tables and the driver.
+  them with Arrow's converter: simple, and fast enough for the small tables and the driver.
 * :class:`RequestRows` is the ``requests`` table's buffer in the agent hosts, where rows come by
   the thousand per second: the values a host measured for a row (and nothing else) are packed
   into one binary record of a fixed layout (one ``struct.pack`` call); a flush ships the records
@@ -83,14 +83,44 @@ OUTCOME_CODE = {name: i for i, name in enumerate(sch.OUTCOMES)}
 _STRUCT = struct.Struct("<" + "".join(code for _, code in PACKED) + "5x")  # padded to 8-byte records
 _NULLS = [NULL_MS if code == "d" else NULL_INT for _, code in PACKED]
 _NUMPY = {"q": "<i8", "d": "<f8", "i": "<i4", "B": "u1", "?": "?"}
+#: The packed values that may be null (nullable ``requests`` columns): every duration, and the file
+#: key and lease times of a request that took no lease.
+OPTIONAL = frozenset({name for name, code in PACKED if code == "d"} | {"file_key", "lease_start_ns", "lease_end_ns"})
+
+
+def _add_request() -> Any:
+    """:meth:`RequestRows.add_request`, written out from :data:`PACKED` (as ``namedtuple`` writes its
+    class): keyword-only parameters, one per packed value, a null default for :data:`OPTIONAL`
+    ones, packed in :data:`PACKED` order in one call. The one place a request row's values are put
+    in order. Naming the values costs a little more per row than the positional :meth:`add`; the
+    figures, against a host's CPU per request, are in docs/performance.md ("Recording")."""
+    names = [name for name, _ in PACKED]
+    null = {"d": "NULL_MS", "q": "NULL_INT"}
+    params = ", ".join(f"{n}={null[c]}" if n in OPTIONAL else n for n, c in PACKED)
+    values = ", ".join(names)
+    source = (
+        f"def add_request(self, *, {params}, error=None):\n"
+        f"    try:\n"
+        f"        self._records.append(pack({values}))\n"
+        f"    except struct.error:  # a None among the values: pack it as its column's null\n"
+        f"        self.add(({values},))\n"
+        f"        return self.error(error) if error is not None else None\n"
+        f"    if error is not None:\n"
+        f"        self._errors.append((len(self._records) - 1, error))\n"
+    )
+    namespace = {"pack": _STRUCT.pack, "struct": struct, "NULL_MS": NULL_MS, "NULL_INT": NULL_INT}
+    exec(compile(source, f"<{__name__}.add_request>", "exec"), namespace)
+    return namespace["add_request"]
 
 
 class RequestRows:
     """The ``requests`` buffer of one agent host (see the module docstring).
 
-    A host adds one tuple of values per request, in the order of :data:`PACKED`, and calls
-    :meth:`error` right after for a row that has an error message. A missing value may be None,
-    but :data:`NULL_MS` (floats) and :data:`NULL_INT` (file key, lease times) keep to the fast path.
+    A host adds one row per request with :meth:`add_request` (its values by name, as in
+    :data:`PACKED`). A missing value may be None, but :data:`NULL_MS` (floats) and :data:`NULL_INT`
+    (file key, lease times), the defaults of the :data:`OPTIONAL` values, keep to the fast path.
+    :meth:`add` takes the values as one tuple in :data:`PACKED` order, :meth:`error` the error
+    message of the row added last.
 
     Args:
         run_id, host_id, node_id: written into every row.
@@ -98,7 +128,15 @@ class RequestRows:
 
     Before the first :meth:`take_packed` (or :meth:`take`), set ``wall_offset_ns`` (wall clock
     minus perf_counter, ns) and ``warm_end_perf_ns`` (end of the warm-up on the perf_counter clock).
+    With ``wall_offset_ns`` 0 the ``perf_*`` values are wall-clock times (the driver's rows for the
+    requests of a host that died).
     """
+
+    #: ``add_request(*, request_id, perf_intended, ..., cache_hit, error=None)``: one request's row,
+    #: every :data:`PACKED` value by name (the :data:`OPTIONAL` ones default to null), and its error
+    #: message (None: no error). ``outcome`` is an :data:`OUTCOME_CODE`, ``region`` and ``cls``
+    #: indices into the buffer's names.
+    add_request = _add_request()
 
     def __init__(self, run_id: str, host_id: int, node_id: str, regions: list[str], classes: list[str]) -> None:
         self.run_id, self.host_id, self.node_id = run_id, host_id, node_id

@@ -1,4 +1,4 @@
-"""The state data plane over a socket (raybench.actors.wire): real TCP on 127.0.0.1, a real shard actor."""
+"""The state data plane over a socket (raybench.actors.transport.socket): real TCP on 127.0.0.1, a real shard actor."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import time
 import pytest
 
 from raybench.actors import state as st
+from raybench.actors.transport import make_transport
 
 TOKEN = b"0123456789abcdef"
 
@@ -29,10 +30,11 @@ def test_client_uses_the_socket_and_reconnects_to_a_restarted_shard(ray_local):
     @ray.remote(max_concurrency=1000)
     class Host:
         def __init__(self, shard):
-            self.client = st.StateClient([shard], max_inflight=1, token=TOKEN)
+            self.transport = make_transport("socket", [shard], None, TOKEN)
+            self.client = st.StateClient(self.transport, max_inflight=1)
 
         async def connect(self) -> None:
-            await self.client.connect()
+            await self.transport.connect()
 
         async def appends(self, n: int) -> list:
             res = await asyncio.gather(
@@ -70,10 +72,11 @@ def test_lease_waits_go_over_the_shards_call_socket(ray_local):
     @ray.remote(max_concurrency=1000)
     class Host:
         def __init__(self, shard):
-            self.client = st.StateClient([shard], max_inflight=1, token=TOKEN)
+            self.transport = make_transport("socket", [shard], None, TOKEN)
+            self.client = st.StateClient(self.transport, max_inflight=1)
 
         async def contend(self) -> tuple:
-            await self.client.connect()
+            await self.transport.connect()
             first = await self.client.submit(7, st.ACQUIRE, 1, 10**10)
             waiting = asyncio.ensure_future(self.client.wait_lease(7, 2, 10**10, 10.0))
             timed_out = await self.client.wait_lease(7, 3, 10**10, 0.2)  # queued behind owner 2
@@ -81,7 +84,7 @@ def test_lease_waits_go_over_the_shards_call_socket(ray_local):
             assert not waiting.done()
             released = await self.client.submit(7, st.RELEASE, 1, 0)
             granted = await waiting
-            self.client.close()
+            self.transport.close()
             return first[0], timed_out[0], released[0], granted[0]
 
     shard = ray.remote(st.StateShard).options(max_concurrency=1000).remote(0, TOKEN)

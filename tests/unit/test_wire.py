@@ -1,4 +1,5 @@
-"""The state data plane over a socket (raybench.actors.wire): real TCP on 127.0.0.1, a real shard actor."""
+"""The state data plane over a socket (raybench.actors.wire, its client side in
+raybench.actors.transport.socket): real TCP on 127.0.0.1, a real shard object."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 
 from raybench.actors import state as st
 from raybench.actors import wire
+from raybench.actors.transport.socket import CallConnection, Connection, ConnectionLost
 
 TOKEN = b"0123456789abcdef"
 
@@ -23,7 +25,7 @@ def test_batches_over_the_socket_give_the_shards_own_results_in_order():
     async def main() -> None:
         served, direct = st.StateShard(0, TOKEN), st.StateShard(1)
         server, port = await wire.serve(served.apply, TOKEN, "127.0.0.1")
-        conn = await wire.Connection.open("127.0.0.1", port, TOKEN)
+        conn = await Connection.open("127.0.0.1", port, TOKEN)
         batches = [
             [(st.ACQUIRE, k % 7, k % 3, 10**12), (st.APPEND, k % 7, k % 3, 0), (st.CAS_RELEASE, k % 7, k % 3, k % 2)]
             for k in range(200)
@@ -44,8 +46,8 @@ def test_a_wrong_token_is_refused_and_touches_nothing():
     async def main() -> None:
         shard = st.StateShard(0, TOKEN)
         server, port = await wire.serve(shard.apply, TOKEN, "127.0.0.1")
-        conn = await wire.Connection.open("127.0.0.1", port, b"x" * len(TOKEN))
-        with pytest.raises(wire.ConnectionLost):
+        conn = await Connection.open("127.0.0.1", port, b"x" * len(TOKEN))
+        with pytest.raises(ConnectionLost):
             await conn.call([(st.APPEND, 1, 1, 0)])
         assert shard.seq == 0 and shard.counters["batches"] == 0
         server.close()
@@ -67,13 +69,13 @@ def test_a_lost_server_fails_every_waiting_batch_instead_of_hanging():
             return [(True, 0, 0) for _ in ops]
 
         server, port = await wire.serve(dying_apply, TOKEN, "127.0.0.1")
-        conn = await wire.Connection.open("127.0.0.1", port, TOKEN)
+        conn = await Connection.open("127.0.0.1", port, TOKEN)
         assert await conn.call([(st.ACQUIRE, 1, 1, 1)]) == [(True, 0, 0)]
         waiting = [conn.call([(st.ACQUIRE, 1, 1, 1)]) for _ in range(5)]
         results = await asyncio.gather(*waiting, return_exceptions=True)
-        assert all(isinstance(r, wire.ConnectionLost) for r in results), results
+        assert all(isinstance(r, ConnectionLost) for r in results), results
         assert conn.lost is not None
-        with pytest.raises(wire.ConnectionLost):
+        with pytest.raises(ConnectionLost):
             await conn.call([(st.ACQUIRE, 1, 1, 1)])
         server.close()
 
@@ -89,7 +91,7 @@ def test_calls_run_concurrently_and_answer_as_they_finish():
         pool = ExpertPool(2, TOKEN)
         host, port = await pool.endpoint()
         assert await pool.endpoint() == (host, port)  # started once
-        conn = await wire.CallConnection.open(host, port, TOKEN)
+        conn = await CallConnection.open(host, port, TOKEN)
         slow, fast = conn.call(300.0), conn.call(10.0)
         done, _ = await asyncio.wait({slow, fast}, return_when=asyncio.FIRST_COMPLETED)
         assert done == {fast}
