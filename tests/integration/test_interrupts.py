@@ -149,7 +149,7 @@ def test_sigkill_leaves_readable_streams_and_recover_finishes_them(tmp_path: Pat
     again = CliRunner().invoke(cli, ["recover", str(run_dir)])
     assert again.exit_code == 2 and "already complete" in again.output
     # the FUSE server notices its owner is gone and unmounts; a later run cleans up what is left
-    from fuse_bench.mount import cleanup_stale
+    from fuse_bench.mounttable import cleanup_stale
 
     deadline = time.time() + 10
     while (_raybench_mounts("killed") or _node_folders("killed") - before) and time.time() < deadline:
@@ -179,7 +179,7 @@ def test_chaos_kills_hosts_they_restart_and_no_request_goes_missing(ray_local, t
     assert sum(manifest["host_restarts"].values()) == kinds["actor_restart"]  # a death past 3 is host_failed
     requests = store.read_table(result.run_dir, "requests")
     # every intended request is a row: completed, or an error row for one that died with its host
-    expected = Counter({a: n for a in range(sc.agents) if (n := len(intended_schedule(sc, a)))})
+    expected = Counter({a: n for a in range(sc.run.agents) if (n := len(intended_schedule(sc, a)))})
     got = Counter(requests.column("agent_id").to_pylist())
     assert got == expected
     errors = [e for e in requests.column("error").to_pylist() if e and e.startswith(("lost:", "not started:"))]
@@ -195,7 +195,7 @@ def test_chaos_with_more_kills_than_restarts_keeps_every_host(ray_local, tmp_pat
     from collections import Counter
 
     from raybench.config import scenario
-    from raybench.engine.driver import MAX_HOST_RESTARTS
+    from raybench.engine.faults import MAX_HOST_RESTARTS
     from raybench.engine.run import execute
 
     sc = scenario.load(

@@ -55,7 +55,7 @@ def _f(t: pa.Table, name: str) -> np.ndarray:
 
 def _replayed_intended_counts(sc: scenario.Scenario) -> Counter:
     """Replay every agent's seeded RNG exactly as the dispatcher does: plan, then next time."""
-    return Counter({a: n for a in range(sc.agents) if (n := len(intended_schedule(sc, a)))})
+    return Counter({a: n for a in range(sc.run.agents) if (n := len(intended_schedule(sc, a)))})
 
 
 def test_every_intended_request_is_a_row(big_run):
@@ -70,7 +70,7 @@ def test_every_intended_request_is_a_row(big_run):
     assert rows == replayed  # to the nanosecond: the rows are the seeded schedule
     # 1,000 agents at 0.4 req/s for 12 s: P(an agent has no request) = e^-4.8, ~8 of them
     assert len(set(agents)) == len(expected) >= 980
-    offered = sc.offered_rate * sc.duration_s
+    offered = sc.offered_rate * sc.run.duration
     assert abs(t.num_rows - offered) < 5 * math.sqrt(offered)
     assert len(set(_col(t, "request_id").tolist())) == t.num_rows
 
@@ -141,12 +141,12 @@ def test_manifest_agrees_with_the_files(big_run):
         touched = ~np.isnan(_f(t, "lease_start_ns"))
         assert not np.isnan(_f(t, "fuse_ms")[touched]).any()
         # the workspace was there before the load: one file per key, fuse.file_bytes each
-        assert {(n["prefill"], n["prefill_bytes"]) for n in m["fuse"]["nodes"]} == {(sc.keys, sc.file_bytes)}
+        assert {(n["prefill"], n["prefill_bytes"]) for n in m["fuse"]["nodes"]} == {(sc.state.keys, sc.fuse.file_bytes)}
         # each host opened every key's file before the load (fuse.open_ahead, the default), so the
         # requests opened none: their FUSE stage is the file operation alone
         # (Ray's workers inherit this process's descriptor limit, which bounds the handles)
-        ahead = min(handle_capacity(sc.keys), OPEN_AHEAD_MAX_FILES)
-        assert sc.fuse_open_ahead and all(h["files_opened_ahead"] == ahead for h in m["hosts"])
+        ahead = min(handle_capacity(sc.state.keys), OPEN_AHEAD_MAX_FILES)
+        assert sc.fuse.open_ahead and all(h["files_opened_ahead"] == ahead for h in m["hosts"])
         assert all(h["files_opened"] == ahead and h["open_ahead_s"] > 0 for h in m["hosts"])
         assert "open_ahead_error" not in str(m["hosts"])
     # the driver ran the load at the hosts' niceness (Ray's worker niceness), then got its own back

@@ -20,8 +20,8 @@ from synth_requests import MS, T0_NS, S
 from raybench.cli import EXIT_RUNTIME, cli
 from raybench.config import scenario as scn
 from raybench.engine.interrupts import Interrupts
+from raybench.judge.grammar import parse_thresholds
 from raybench.judge.sla import SlaMonitor, judged_verdict
-from raybench.judge.thresholds import parse_thresholds
 from raybench.results.windows import load_span
 
 # -- signals arrive only between windows ------------------------------------------------------------
@@ -90,15 +90,18 @@ def test_sigterm_while_windows_are_judged_hands_each_window_over_once(monkeypatc
     used to leave a window judged but not marked handed, and the drain judged it again."""
     import ray
 
-    from raybench.engine.driver import Driver
+    from raybench.engine.cluster import RayCluster
+    from raybench.engine.events import EventLog
+    from raybench.engine.hosts import Load
+    from raybench.engine.judging import Judge
 
     monkeypatch.setattr(ray, "get", lambda x, **kw: x)
     sc = scn.load(None, "smoke", {"run.window": "1s", "sla.window": "1s", "sla.initial_delay": "0s"})
     irq = Interrupts().install()
     try:
-        drv = Driver(sc, tmp_path, None, lambda line: None, irq)
-        drv.t0 = T0_NS
-        drv.aggregator = _FakeAggregator({k: _window_table(k) for k in range(6)})
+        aggregator = _FakeAggregator({k: _window_table(k) for k in range(6)})
+        load = Load(T0_NS, sc.run.duration)
+        drv = Judge(sc, sc.sla.resolved(), RayCluster(), aggregator, load, EventLog(tmp_path.name), interrupts=irq)
         drv.monitor = drv.sla.monitor(t0_ns=T0_NS, stages_off=sc.stages_off())
         observe = drv.monitor.observe_window
 
@@ -189,7 +192,7 @@ def test_only_not_applicable_thresholds_give_no_verdict():
 
 
 def test_restart_budget_covers_every_planned_chaos_kill():
-    from raybench.engine.driver import MAX_HOST_RESTARTS, planned_chaos_kills, restart_budget
+    from raybench.engine.faults import MAX_HOST_RESTARTS, planned_chaos_kills, restart_budget
 
     sc = scn.load(None, "smoke", {"run.duration": "30s", "run.chaos": "5s"})
     assert planned_chaos_kills(sc) == 5  # at 5, 10, 15, 20 and 25 s
