@@ -272,6 +272,7 @@ def smoke_pair(tmp_path: Path, seed: int, *, both: dict | None = None, **current
     return a, b
 
 
+@pytest.mark.slow  # a rate over many pairs: make test runs it, make test-fast does not
 def test_same_scenario_different_seeds_false_positive_rate(tmp_path: Path) -> None:
     """Pairs of smoke-like runs of one scenario with different seeds: how often does the gate fail?
 
@@ -316,6 +317,7 @@ def test_smoke_5_percent_slower_is_not_a_regression(tmp_path: Path, seed: int) -
     assert comp.outcome == "pass", "\n".join(format_comparison(comp))
 
 
+@pytest.mark.slow  # a rate over many pairs: make test runs it, make test-fast does not
 def test_smoke_5_percent_slower_is_below_the_threshold_in_almost_every_pair(tmp_path: Path) -> None:
     """A +5 % slowdown is below the 10 % threshold: the gate fails only when the whole interval of a
     primary metric lies past 10 %, which noise (each run's p50 and p99 vary by about 2.5 % at 17 s of
