@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from raybench.actors import state as st
-from raybench.actors.files import FileHandles, file_op, handle_capacity
+from raybench.actors.file_handles import FileHandles, file_op, handle_capacity
 from raybench.actors.transport import Transport, make_transport
 from raybench.config.scenario import Scenario
 from raybench.model.timing import sleep_until

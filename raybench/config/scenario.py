@@ -14,7 +14,7 @@ loaded: the value itself (frozen, picklable) travels to the actors, never re-par
 
 Every invalid input raises :class:`~raybench.errors.ScenarioError` with the key, the value and
 what is allowed (the nearest valid key for a typo). Presets may ``extends = "other"``: the other
-preset's tables are deep-merged under this one's (:mod:`raybench.config.files`).
+preset's tables are deep-merged under this one's (:mod:`raybench.config.sources`).
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, ValidationInfo, field_serializer, field_validator, model_validator
 
-from raybench.config.files import apply_overrides, load_raw
-from raybench.config.files import parse_assignment as parse_assignment  # re-exported for the CLI
-from raybench.config.files import preset_names as preset_names  # re-exported for the CLI
 from raybench.config.sla import SlaConfig
+from raybench.config.sources import apply_overrides, load_raw
+from raybench.config.sources import parse_assignment as parse_assignment  # re-exported for the CLI
+from raybench.config.sources import preset_names as preset_names  # re-exported for the CLI
 from raybench.config.tables import (
     DEFAULT_CLASSES,
     Experts,

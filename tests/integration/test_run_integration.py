@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 import pytest
 from click.testing import CliRunner
 
-from raybench.actors.files import OPEN_AHEAD_MAX_FILES, handle_capacity
+from raybench.actors.file_handles import OPEN_AHEAD_MAX_FILES, handle_capacity
 from raybench.cli import cli
 from raybench.config import scenario
 from raybench.engine.run import execute

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from raybench.config import scenario
-from raybench.config.files import load_raw
 from raybench.config.scenario import Scenario
+from raybench.config.sources import load_raw
 from raybench.errors import ScenarioError
 
 WEBHOOK = {"kind": "slack", "url": "https://hooks.example.com/T1/s3cr3t"}

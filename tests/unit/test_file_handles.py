@@ -6,7 +6,7 @@ import os
 import resource
 from pathlib import Path
 
-from raybench.actors.files import FileHandles, handle_capacity
+from raybench.actors.file_handles import FileHandles, handle_capacity
 
 
 def _is_open(fd: int) -> bool:

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from synth_requests import MS, T0_NS, S
 
-from raybench.config.files import load_raw
 from raybench.config.sla import parse_sla_config
+from raybench.config.sources import load_raw
 from raybench.errors import ScenarioError
 from raybench.judge import stats
 from raybench.judge.grammar import parse_threshold, parse_thresholds

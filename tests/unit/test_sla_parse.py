@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from raybench.config.files import load_raw
+from raybench.config.sources import load_raw
 from raybench.errors import ThresholdError, UsageError
 from raybench.judge.grammar import parse_threshold, parse_thresholds
 from raybench.judge.thresholds import SCOPE_KEYS, STAGES
