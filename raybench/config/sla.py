@@ -255,8 +255,11 @@ class SlaConfig(Table):
         hooks = tuple(w.resolved(env, where=f"{where}.webhooks[{i}]") for i, w in enumerate(self.webhooks))
         return self.model_copy(update={"webhooks": hooks})
 
-    def monitor(self, *, t0_ns: int, run_id: str = "", stages_off: Mapping[str, str] | None = None) -> SlaMonitor:
-        """A fresh :class:`SlaMonitor` with these settings (``stages_off``: see :class:`SlaMonitor`)."""
+    def monitor(
+        self, *, t0_ns: int, run_id: str = "", stages_off: Mapping[str, str] | None = None, warmup_s: float = 0.0
+    ) -> SlaMonitor:
+        """A fresh :class:`SlaMonitor` with these settings (``stages_off``, ``warmup_s``: see
+        :class:`SlaMonitor`)."""
         return SlaMonitor(
             self.thresholds,
             t0_ns=t0_ns,
@@ -268,6 +271,7 @@ class SlaConfig(Table):
             actions=self.actions,
             run_id=run_id,
             stages_off=stages_off,
+            warmup_s=warmup_s,
         )
 
     def to_manifest(self) -> dict[str, Any]:

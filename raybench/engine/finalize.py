@@ -125,12 +125,20 @@ def finalize_folder(
         {**base, **(extra or {})}, duration_s=sc.run.duration, warmup_s=sc.run.warmup, now_ns=time.time_ns()
     )
     requests = store.read_table(run_dir, "requests")
-    win_rows = windows.compute(requests, base["run_id"], span.start_ns, sc.run.window, span.windows(sc.run.window))
+    win_rows = windows.compute(
+        requests,
+        base["run_id"],
+        span.start_ns,
+        sc.run.window,
+        span.windows(sc.run.window),
+        warmup_s=sc.run.warmup,
+        end_ns=span.end_ns,
+    )
     if win_rows:
         store.write_table(run_dir, "windows", pa.Table.from_pylist(win_rows))
     if sla_rows:
         store.write_table(run_dir, "sla", pa.Table.from_pylist(sla_rows))
-    summary_rows = summary.summarize(requests, span.measured_s)
+    summary_rows = summary.summarize(requests, span.measured_s, end_ns=span.end_ns)
     resources = store.read_table(run_dir, "resources")
     resource_rows = summary.resource_growth(resources)
     files = {t: _count_rows(run_dir / f"{t}.arrow") for t in TABLES if (run_dir / f"{t}.arrow").exists()}

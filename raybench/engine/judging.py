@@ -68,7 +68,9 @@ class Judge:
         self.interrupts = interrupts
         self.resources = resources
         self.monitor = (
-            sla.monitor(t0_ns=load.t0_ns, run_id=events.run_id, stages_off=sc.stages_off()) if sla is not None else None
+            sla.monitor(t0_ns=load.t0_ns, run_id=events.run_id, stages_off=sc.stages_off(), warmup_s=sc.run.warmup)
+            if sla is not None
+            else None
         )
         self.window_stats: list[dict[str, Any]] = []  # per judged window: count, p99, failing thresholds
         self.abort_reason: str | None = None  # the violation that asked to abort the run

@@ -23,8 +23,10 @@ Monitor rules (:class:`SlaMonitor`):
   the ``offered`` count with the window.
 
 Whole-run verdict (a row of ``sla.arrow``): the threshold evaluated on every non-warm-up row of the
-run (throughput over the span after the last window that held warm-up rows), and
-``passed = whole-run verdict is True and no violation was declared in windows``.
+run, and ``passed = whole-run verdict is True and no violation was declared in windows``.
+Throughput is a rate over the measured span, from the warm-up's end (``warmup_s``) to the load's
+end: it counts the non-warm-up requests that completed in that span, so its ``count`` leaves out
+the drain (requests that completed after the load's end), which every other row counts.
 
 Not applicable: a threshold on a stage that the scenario switched off (``p99{stage=fuse}<5ms`` with
 ``fuse.mode = off``, see :meth:`raybench.config.scenario.Scenario.stages_off`) can have no data by design.
@@ -141,6 +143,7 @@ class SlaMonitor:
         actions: Sequence[str] | Mapping[str, Sequence[str]] = ("record",),
         run_id: str = "",
         stages_off: Mapping[str, str] | None = None,
+        warmup_s: float = 0.0,
     ) -> None:
         """
         Args:
@@ -155,6 +158,7 @@ class SlaMonitor:
                 its actions (thresholds not in it get ``("record",)``).
             stages_off: stages the scenario switched off, each with the reason; thresholds scoped
                 to one of them are not applicable (see the module docstring).
+            warmup_s: the load's warm-up; whole-run throughput is measured from its end.
 
         The settings are validated where they are read (:class:`raybench.config.sla.SlaConfig`);
         here they are only asserted.
@@ -168,6 +172,7 @@ class SlaMonitor:
         self.counting = counting
         self.settle_windows = settle_windows
         self.run_id = run_id
+        self.warm_end_ns = self.t0_ns + round(warmup_s * 1e9)
         self.not_applicable = not_applicable(thresholds, stages_off or {})
         self._states: list[_State] = []
         for th in thresholds:
@@ -180,7 +185,6 @@ class SlaMonitor:
         self._last_k = -1
         self._first_start: int | None = None
         self._last_end: int | None = None
-        self._last_warm_end: int | None = None
         #: Violations found by :meth:`finalize` in windows still waiting to settle.
         self.late_violations: list[Violation] = []
         #: Observations of the most recent window judged per threshold (for a status line).
@@ -219,8 +223,6 @@ class SlaMonitor:
         if self._first_start is None:
             self._first_start = start_ns
         self._last_end = end_ns
-        if requests_window.num_rows and pc.any(requests_window.column("warmup")).as_py():
-            self._last_warm_end = end_ns
         judged = start_ns - self.t0_ns >= self.delay_ns
         out: list[Violation] = []
         for st in self._states:
@@ -261,8 +263,8 @@ class SlaMonitor:
         Args:
             all_requests: every request row of the run.
             resources: every resource sample of the run.
-            span_ns: the span for whole-run throughput; by default from the end of the last window
-                that held warm-up rows (or the first window's start) to the last window's end.
+            span_ns: the span for whole-run throughput; by default from the warm-up's end (or the
+                first window's start, if later) to the last window's end.
 
         Returns:
             One dict per threshold with the ``sla`` table's columns plus ``cumulative_passed``
@@ -275,8 +277,7 @@ class SlaMonitor:
                 end = self._last_end if self._last_end is not None else 0
                 self.late_violations.extend(self._settle(st, upto=math.inf, now_end=end))
         if span_ns is None and self._first_start is not None and self._last_end is not None:
-            start = self._last_warm_end if self._last_warm_end is not None else self._first_start
-            span_ns = (start, self._last_end)
+            span_ns = (max(self.warm_end_ns, self._first_start), self._last_end)
         rows = []
         for st in self._states:
             th = st.threshold

@@ -78,6 +78,7 @@ def evaluate_run(
     settle_windows: int = 1,
     run_id: str = "",
     stages_off: Mapping[str, str] | None = None,
+    warmup_s: float = 0.0,
 ) -> tuple[list[dict[str, Any]], list[Violation]]:
     """Replay a finished run through :class:`SlaMonitor` window by window (the offline verdict).
 
@@ -96,6 +97,7 @@ def evaluate_run(
         settle_windows=settle_windows,
         run_id=run_id,
         stages_off=stages_off,
+        warmup_s=warmup_s,
     )
     violations: list[Violation] = []
     for w in split_windows(requests, t0_ns, window_s, end_ns=end_ns):

@@ -42,9 +42,10 @@ def _timing_error(t: pa.Table) -> np.ndarray:
     return np.concatenate(parts) if parts else np.array([])
 
 
-def _scope_row(scope: str, t: pa.Table, span_s: float) -> dict[str, Any]:
+def _scope_row(scope: str, t: pa.Table, span_s: float, end_ns: int | None) -> dict[str, Any]:
     lat = _floats(t, "latency_ms")
     n = int(lat.size)
+    done = n if end_ns is None else int(np.count_nonzero(_np(t, "ts_end_ns") < end_ns))
     ps = percentiles(lat, (50.0, 95.0, 99.0))
     outcome = np.asarray(t.column("outcome").cast("string").to_pylist(), dtype=object)
     coord = _floats(t, "lease_wait_ms") + _floats(t, "state_ms") + _floats(t, "event_ms")
@@ -54,7 +55,7 @@ def _scope_row(scope: str, t: pa.Table, span_s: float) -> dict[str, Any]:
     return {
         "scope": scope,
         "count": n,
-        "throughput": n / span_s if span_s > 0 else float("nan"),
+        "throughput": done / span_s if span_s > 0 else float("nan"),
         "mean_ms": float(lat.mean()) if n else float("nan"),
         "p50_ms": ps[50.0],
         "p95_ms": ps[95.0],
@@ -71,20 +72,23 @@ def _scope_row(scope: str, t: pa.Table, span_s: float) -> dict[str, Any]:
     }
 
 
-def summarize(requests: pa.Table, span_s: float) -> list[dict[str, Any]]:
+def summarize(requests: pa.Table, span_s: float, *, end_ns: int | None = None) -> list[dict[str, Any]]:
     """One row for all non-warm-up requests, then one per class (in order of first appearance).
 
     Args:
         requests: the requests table (stream or file form).
-        span_s: the measured span (duration − warm-up) used for throughput.
+        span_s: the measured span (after the warm-up, to the load's end) used for throughput.
+        end_ns: the load's end: throughput counts the requests that completed before it (the
+            drain's completions are in every other figure, not in a rate over the span); None:
+            every request.
     """
     import pyarrow.compute as pc
 
     t = requests.filter(pc.invert(requests.column("warmup")))
-    rows = [_scope_row("all", t, span_s)]
+    rows = [_scope_row("all", t, span_s, end_ns)]
     classes = t.column("cls").cast("string")
     for name in dict.fromkeys(classes.to_pylist()):
-        rows.append(_scope_row(f"cls={name}", t.filter(pc.equal(classes, name)), span_s))
+        rows.append(_scope_row(f"cls={name}", t.filter(pc.equal(classes, name)), span_s, end_ns))
     return rows
 
 

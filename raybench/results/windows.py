@@ -1,8 +1,12 @@
 """Per-window statistics of a run, computed exactly from its request rows.
 
 Window ``k`` of length ``W`` holds the requests whose ``ts_end_ns`` (completion) falls in
-``[t0 + kW, t0 + (k+1)W)``, where ``t0`` is the load start. Warm-up requests are left out (as in
-every SLA figure). Scopes: ``all``, ``cls=<class>``, ``region=<region>``, ``node=<node id>``.
+``[t0 + kW, t0 + (k+1)W)``, where ``t0`` is the load start; the last window ends at the load's end,
+and requests that completed after it (the drain) are in no window, as in the SLA's windows.
+Warm-up requests are left out (as in every SLA figure), windows that lie wholly in the warm-up too,
+and a window's throughput divides its count by its measured part: the time in it after the warm-up
+and before the load's end (window 0 of a 3 s warm-up and 5 s windows: 2 s). Scopes: ``all``,
+``cls=<class>``, ``region=<region>``, ``node=<node id>``.
 
 :class:`LoadSpan` is the time the load ran: from ``t0`` to the planned end, or to the moment it
 was stopped early (Ctrl-C, SIGTERM, an SLA abort: the manifest's ``load_stopped_ns``). Every rate
@@ -94,16 +98,19 @@ def window_index(ts_ns: Any, t0_ns: int, w_ns: int) -> Any:
     return (np.asarray(ts_ns, dtype=np.int64) - int(t0_ns)) // w_ns
 
 
-def _row(run_id: str, k: int, t0: int, wn: int, scope: str, lat: np.ndarray, bad: np.ndarray, esc: np.ndarray) -> dict:
+def _row(
+    run_id: str, bounds: tuple[int, int], measured_s: float, scope: str, lat: np.ndarray, bad: np.ndarray,
+    esc: np.ndarray,
+) -> dict:  # fmt: skip
     n = int(lat.size)
     ps = percentiles(lat, _PS) if n else dict.fromkeys(_PS)
     return {
         "run_id": run_id,
-        "window_start_ns": t0 + k * wn,
-        "window_end_ns": t0 + (k + 1) * wn,
+        "window_start_ns": bounds[0],
+        "window_end_ns": bounds[1],
         "scope": scope,
         "count": n,
-        "throughput": n / (wn / 1e9),
+        "throughput": n / measured_s,
         "mean_ms": float(lat.mean()) if n else None,
         "p50_ms": ps[50.0],
         "p90_ms": ps[90.0],
@@ -116,14 +123,28 @@ def _row(run_id: str, k: int, t0: int, wn: int, scope: str, lat: np.ndarray, bad
     }
 
 
-def compute(requests: pa.Table, run_id: str, t0_ns: int, window_s: float, n_windows: int) -> list[dict[str, Any]]:
-    """Rows of ``windows.arrow``: one per window (0..n_windows-1, rows after the last window go to
-    the last) and scope, including empty windows of the ``all`` scope."""
+def compute(
+    requests: pa.Table,
+    run_id: str,
+    t0_ns: int,
+    window_s: float,
+    n_windows: int,
+    *,
+    warmup_s: float = 0.0,
+    end_ns: int | None = None,
+) -> list[dict[str, Any]]:
+    """Rows of ``windows.arrow``: one per window (0..n_windows-1) and scope, including empty
+    windows of the ``all`` scope; windows wholly in the first ``warmup_s`` are left out, the last
+    ends at ``end_ns`` (the load's end; default the last window's end), and rows that ended at or
+    after it belong to no window."""
     import pyarrow.compute as pc
 
     wn = window_ns(window_s)
+    stop = t0_ns + n_windows * wn if end_ns is None else min(int(end_ns), t0_ns + n_windows * wn)
+    measured_from = t0_ns + round(warmup_s * 1e9)
     req = requests.filter(pc.invert(requests.column("warmup")))
-    k = np.clip(window_index(req.column("ts_end_ns").to_numpy(), t0_ns, wn), 0, max(n_windows - 1, 0))
+    ends = req.column("ts_end_ns").to_numpy()
+    k = np.where(ends < stop, window_index(ends, t0_ns, wn), -1)
     lat = req.column("latency_ms").to_numpy()
     outcome = np.asarray(req.column("outcome").cast("string").to_pylist(), dtype=object)
     bad = (outcome == "error") | (outcome == "timeout")
@@ -132,14 +153,18 @@ def compute(requests: pa.Table, run_id: str, t0_ns: int, window_s: float, n_wind
     for col in ("cls", "region", "node_id"):
         values = np.asarray(req.column(col).cast("string").to_pylist(), dtype=object)
         name = "node" if col == "node_id" else col
-        for v in sorted(set(values.tolist())):
+        for v in sorted(set(values[k >= 0].tolist())):
             scopes.append((f"{name}={v}", values == v))
     rows = []
     for w in range(n_windows):
+        start, end = t0_ns + w * wn, min(t0_ns + (w + 1) * wn, stop)
+        measured_s = (end - max(start, measured_from)) / 1e9
+        if measured_s <= 0:  # wholly in the warm-up (or past the load's end): no measured time
+            continue
         in_w = k == w
         for scope, mask in scopes:
             m = in_w & mask
             if scope != "all" and not m.any():
                 continue
-            rows.append(_row(run_id, w, t0_ns, wn, scope, lat[m], bad[m], esc[m]))
+            rows.append(_row(run_id, (start, end), measured_s, scope, lat[m], bad[m], esc[m]))
     return rows

@@ -128,10 +128,13 @@ def test_absolute_throughput_and_warmup_overlap():
     assert ev("throughput>=101/s", t, span_ns=(T0_NS, T0_NS + S)).passed is False
     assert ev("throughput>=100/s", t, span_ns=(T0_NS, T0_NS + 2 * S)).observed == 50.0
     assert ev("throughput>=100/s", t, span_s=0.5).observed == 200.0
+    # A warm-up request intended in the span: the span overlaps the warm-up, not judged.
     warm = synth.requests([5.0] * 100, ends_ns=ends, warmup=[True] + [False] * 99)
+    obs = ev("throughput>=1/s", warm, span_ns=(T0_NS - 5 * MS, T0_NS + S))
+    assert obs.passed is None and obs.count == 99 and "warm-up" in obs.note
+    # One intended before the span that only ends in it leaves the span measured (not counted).
     obs = ev("throughput>=1/s", warm, span_ns=(T0_NS, T0_NS + S))
-    assert obs.passed is None and obs.observed == 99.0 and "warm-up" in obs.note
-    assert ev("throughput>=1/s", warm, span_ns=(T0_NS + 5 * MS, T0_NS + S)).passed is True
+    assert obs.passed is True and obs.count == 99
     with pytest.raises(ValueError, match="span"):
         ev("throughput>=1/s", t)
 
@@ -535,3 +538,22 @@ def test_verdict_table_never_shows_a_failing_share_as_the_target():
     assert "42.0ms" in lines[2] or "42ms" in lines[2], lines[2]
     rows[0]["observed"] = 0.99
     assert " 99% " in format_table(rows, ths)[1]
+
+
+def test_whole_run_throughput_is_measured_from_the_warmup_end_not_the_last_warm_window():
+    # 1 s windows, 1.5 s warm-up: before, the span began at the end of the last window holding
+    # warm-up rows (2 s, since a warm-up request ended in window 1), dropping [1.5, 2) s.
+    ends = [T0_NS + int(1.7 * S)] + [T0_NS + int(1.6 * S) + i * 10 * MS for i in range(100)]  # 100 in [1.6, 2.6) s
+    intended = [T0_NS + S] + [e - 5 * MS for e in ends[1:]]
+    table = synth.requests([5.0] * 101, ends_ns=ends, intended_ns=intended, warmup=[True] + [False] * 100)
+    out, _ = evaluate_run(
+        parse_thresholds(["throughput>=50/s"]), table, None, t0_ns=T0_NS, window_s=1.0, end_ns=T0_NS + 3 * S,
+        warmup_s=1.5,
+    )  # fmt: skip
+    assert out[0]["count"] == 100 and out[0]["observed"] == pytest.approx(100 / 1.5) and out[0]["cumulative_passed"]
+    # Both ways: 100 requests over 1.5 s is under 80/s.
+    bad, _ = evaluate_run(
+        parse_thresholds(["throughput>=80/s"]), table, None, t0_ns=T0_NS, window_s=1.0, end_ns=T0_NS + 3 * S,
+        warmup_s=1.5,
+    )  # fmt: skip
+    assert bad[0]["cumulative_passed"] is False

@@ -79,3 +79,40 @@ def test_resource_growth_first_vs_last_quarter():
     assert row["rss_growth"] == pytest.approx(150 / 100 - 1)
     assert row["peak_rss_mib"] == 150
     assert not math.isnan(row["cpu_mean"])
+
+
+def test_windows_follow_their_definition_drain_in_no_window_and_rates_over_measured_time():
+    # 3 s load, 1 s warm-up, 2 s windows: window 0 = [0, 2) holds 1 s of measured time, window 1
+    # = [2, 3) ends at the load's end; completions after it (the drain) are in no window.
+    s = 10**9
+    rows = [{"ts_end_ns": T0 + int(1.5 * s), "ts_intended_ns": T0 + int(1.2 * s)} for _ in range(10)]
+    rows += [{"ts_end_ns": T0 + int(2.5 * s), "ts_intended_ns": T0 + int(2.4 * s)} for _ in range(4)]
+    rows += [{"ts_end_ns": T0 + int(3.2 * s), "ts_intended_ns": T0 + int(2.9 * s)} for _ in range(3)]  # drain
+    rows += [{"ts_end_ns": T0 + int(0.5 * s), "warmup": True}]
+    out = [
+        r
+        for r in windows.compute(_table(rows), "r", T0, 2.0, 2, warmup_s=1.0, end_ns=T0 + 3 * s)
+        if r["scope"] == "all"
+    ]
+    assert [(r["window_start_ns"] - T0, r["window_end_ns"] - T0) for r in out] == [(0, 2 * s), (2 * s, 3 * s)]
+    assert [r["count"] for r in out] == [10, 4]  # the drain's 3 are in no window
+    assert [r["throughput"] for r in out] == [10 / 1.0, 4 / 1.0]  # 1 s measured in each, not 2 s
+    # Without the load's end every row is in its window by definition (the drain in window 1).
+    whole = [r for r in windows.compute(_table(rows), "r", T0, 2.0, 2) if r["scope"] == "all"]
+    assert [r["count"] for r in whole] == [10, 7]
+
+
+def test_windows_wholly_in_the_warmup_are_left_out():
+    s = 10**9
+    rows = [{"ts_end_ns": T0 + int(2.5 * s), "ts_intended_ns": T0 + int(2.4 * s)}]
+    out = [r for r in windows.compute(_table(rows), "r", T0, 1.0, 3, warmup_s=2.0) if r["scope"] == "all"]
+    assert [r["window_start_ns"] - T0 for r in out] == [2 * s]
+
+
+def test_summary_throughput_counts_completions_before_the_load_end():
+    s = 10**9
+    rows = [{"ts_end_ns": T0 + s}, {"ts_end_ns": T0 + 2 * s}, {"ts_end_ns": T0 + 5 * s}]
+    all_rows = summary.summarize(_table(rows), 2.0)[0]
+    clipped = summary.summarize(_table(rows), 2.0, end_ns=T0 + 3 * s)[0]
+    assert all_rows["count"] == clipped["count"] == 3  # latency figures: every measured request
+    assert all_rows["throughput"] == 1.5 and clipped["throughput"] == 1.0  # the rate: what ended in the span
