@@ -37,7 +37,7 @@ def command(run_dir: Path) -> None:
         f"{manifest['run_id']}: {scenario.name}, {scenario.run.agents:,} agents, {ran}, "
         f"status {manifest['status']}, started {manifest['started_utc']}"
     )
-    for line in summary.format_summary(summary.summarize(requests, span.measured_s)):
+    for line in summary.format_summary(summary.summarize(requests, span.measured_s, end_ns=span.end_ns)):
         click.echo(line)
     for line in summary.format_resources(summary.resource_growth(store.read_table(run_dir, "resources"))):
         click.echo(line)

@@ -67,13 +67,15 @@ def command(ctx: click.Context, run: Path, exprs: tuple[str, ...], window: str |
     if isinstance(stopped, int) and isinstance(end, int):
         end = min(end, stopped)
     stages_off: dict[str, str] = {}
+    warmup_s = 0.0
     if isinstance(manifest.get("scenario"), dict):
         from raybench.config.scenario import Scenario
 
         # the stages need the load's tables only (the recorded [sla] table is redacted)
         load_tables = {k: v for k, v in manifest["scenario"].items() if k != "sla"}
         with contextlib.suppress(ScenarioError):  # unknown stages: every threshold is judged
-            stages_off = Scenario.from_dict(load_tables).stages_off()
+            loaded = Scenario.from_dict(load_tables)
+            stages_off, warmup_s = loaded.stages_off(), loaded.run.warmup
     requests = store.read_table(run, "requests")
     resources = store.read_table(run, "resources")
     rows, _violations = evaluate_run(
@@ -89,6 +91,7 @@ def command(ctx: click.Context, run: Path, exprs: tuple[str, ...], window: str |
         settle_windows=cfg.settle_windows,
         run_id=str(manifest.get("run_id", "")),
         stages_off=stages_off,
+        warmup_s=warmup_s,
     )
     for line in format_table(rows, thresholds):
         click.echo(line)
