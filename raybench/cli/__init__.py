@@ -75,6 +75,15 @@ class _LazyGroup(click.Group):
             # tools do. Later writes and the interpreter's final flush go to /dev/null.
             _silence_stdout()
             ctx.exit(EXIT_OK)
+        except click.exceptions.NoArgsIsHelpError:
+            raise  # a group given no command: its help
+        except click.exceptions.UsageError as exc:
+            # click's own parse errors (unknown option, missing argument, a value that is not an
+            # integer): one line and exit 2 as well, and where to look.
+            msg = " ".join(exc.format_message().split())
+            where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            click.echo(f"raybench: error: {msg}{where}", err=True)
+            ctx.exit(EXIT_USAGE)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as exc:
@@ -106,7 +115,7 @@ def _silence_stdout() -> None:
         pass
 
 
-@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_LazyGroup, name="raybench", context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="raybench")
 def cli() -> None:
     """raybench: does your agent-coordination layer hold its SLA at N agents?"""

@@ -13,24 +13,34 @@ def command() -> None:
 
 
 @command.command("save")
-@click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--name", required=True, help="Baseline name: letters, digits, '.', '_', '-'.")
+@click.argument("run", metavar="RUN", type=click.Path(path_type=Path))
+@click.option("--name", required=True, metavar="NAME", help="Baseline name: letters, digits, '.', '_', '-'.")
 @click.option(
-    "--out", "root", type=click.Path(path_type=Path), help="Results root holding .baselines (default: RUN's parent)."
+    "--out",
+    "root",
+    metavar="DIR",
+    type=click.Path(path_type=Path),
+    help="Results root holding .baselines (default: RUN's parent).",
 )
 @click.option("--force", is_flag=True, help="Replace an existing baseline of that name.")
-def save(run_dir: Path, name: str, root: Path | None, force: bool) -> None:
-    """Save run folder RUN_DIR as baseline NAME (never replaces one without --force)."""
+def save(run: Path, name: str, root: Path | None, force: bool) -> None:
+    """Save run folder RUN as baseline NAME (never replaces one without --force)."""
     from raybench.judge import baselines
 
-    baseline = baselines.save(run_dir, name, root=root, force=force)
+    baseline = baselines.save(run, name, root=root, force=force)
     click.echo(f"baseline {baseline.name!r} -> run {baseline.run_id} ({baseline.run_dir})")
     click.echo(str(baseline.path))
 
 
 @command.command("list")
 @click.option(
-    "--out", "root", type=click.Path(path_type=Path), default=Path("results"), show_default=True, help="Results root."
+    "--out",
+    "root",
+    metavar="DIR",
+    type=click.Path(path_type=Path),
+    default=Path("results"),
+    show_default=True,
+    help="Results root.",
 )
 def list_(root: Path) -> None:
     """List the baselines saved under the results root."""

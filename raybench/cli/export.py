@@ -1,6 +1,6 @@
-"""``raybench export RUN --format parquet|csv [-o DIR]``: every result table of a run folder as
-Parquet or CSV (see :mod:`raybench.results.export`). Prints each file written, one per line. Existing files
-are never overwritten (exit 2, nothing written).
+"""``raybench export RUN --format parquet|csv [-o DIR] [--force]``: every result table of a run folder
+as Parquet or CSV (see :mod:`raybench.results.export`). Prints each file written, one per line.
+Existing files are refused (exit 2, nothing written) unless ``--force``, which replaces them.
 """
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ import click
 
 
 @click.command("export")
-@click.argument("run", type=click.Path(path_type=Path))
+@click.argument("run", metavar="RUN", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", required=True, type=click.Choice(["parquet", "csv"]), help="Output format.")
-@click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path), default=None,
-              help="Output folder (default: the run folder).")  # fmt: skip
-def command(run: Path, fmt: str, out_dir: Path | None) -> None:
-    """Export the result tables of RUN as Parquet or CSV files."""
+@click.option("-o", "--output", "out_dir", metavar="DIR", type=click.Path(path_type=Path), default=None,
+              help="Output folder (default: the run folder; created if missing).")  # fmt: skip
+@click.option("--force", is_flag=True, help="Replace output files that exist already.")
+def command(run: Path, fmt: str, out_dir: Path | None, force: bool) -> None:
+    """Export the result tables of run folder RUN as Parquet or CSV files."""
     from raybench.results.export import export
 
-    for path in export(run, fmt, out_dir):
+    for path in export(run, fmt, out_dir, force=force):
         click.echo(str(path))

@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from raybench.cli.params import DURATION
 from raybench.errors import UsageError
 
 
@@ -30,34 +31,35 @@ class _OneLineErrors(click.Command):
             raise UsageError(exc.format_message()) from None
 
 
-def _duration(flag: str, value: str) -> float:
-    from raybench.units import parse_duration
-
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise UsageError(f"{flag}: {exc}") from None
-
-
 def _clean(value: Any) -> Any:
     # JSON has no NaN: missing figures are null.
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
 @click.command(cls=_OneLineErrors)
-@click.option("--workers", default=32, show_default=True, help="Concurrent closed-loop workers.")
-@click.option("--duration", default="10s", show_default=True, help="Timed seconds per target, e.g. 10s, 500ms.")
+@click.option("--workers", default=32, show_default=True, metavar="N", help="Concurrent closed-loop workers.")
 @click.option(
-    "--mix", default=None, help="op=weight,... over stat, read, write, create, unlink, readdir, rename, fsync."
+    "--duration", type=DURATION, default="10s", show_default=True, help="Timed load per target, e.g. 10s, 500ms."
 )
-@click.option("--backend", default="fusepy", show_default=True, help="fusepy (libfuse 2) or mfusepy (libfuse 3).")
-@click.option("--mode", default="memory", show_default=True, help="memory or passthrough (over the native folder).")
-@click.option("--processes", default=0, show_default=True, help="Spread workers over N processes (0: threads).")
-@click.option("--files", default=16, show_default=True, help="Files in the (shared or per-worker) file set.")
-@click.option("--file-size", default=4096, show_default=True, help="Bytes per file and per write.")
+@click.option(
+    "--mix",
+    default=None,
+    metavar="OP=WEIGHT,...",
+    help="Operation weights over stat, read, write, create, unlink, readdir, rename, fsync.",
+)
+@click.option("--backend", default="fusepy", show_default=True, metavar="fusepy|mfusepy",
+              help="fusepy (libfuse 2) or mfusepy (libfuse 3).")  # fmt: skip
+@click.option("--mode", default="memory", show_default=True, metavar="memory|passthrough",
+              help="memory or passthrough (over the native folder).")  # fmt: skip
+@click.option("--processes", default=0, show_default=True, metavar="N",
+              help="Spread workers over N processes (0: threads).")  # fmt: skip
+@click.option(
+    "--files", default=16, show_default=True, metavar="N", help="Files in the (shared or per-worker) file set."
+)
+@click.option("--file-size", default=4096, show_default=True, metavar="BYTES", help="Bytes per file and per write.")
 @click.option("--private", is_flag=True, help="One file set per worker instead of one shared set.")
-@click.option("--attr-timeout", default="0s", show_default=True, help="Kernel attribute cache time.")
-@click.option("--entry-timeout", default="0s", show_default=True, help="Kernel name cache time.")
+@click.option("--attr-timeout", type=DURATION, default="0s", show_default=True, help="Kernel attribute cache time.")
+@click.option("--entry-timeout", type=DURATION, default="0s", show_default=True, help="Kernel name cache time.")
 @click.option(
     "--single-threaded/--multithreaded",
     default=True,
@@ -66,14 +68,19 @@ def _clean(value: Any) -> Any:
 )
 @click.option("--direct-io", is_flag=True, help="Bypass the kernel page cache for file data.")
 @click.option(
-    "--mounts", default=1, show_default=True, help="Filesystem processes: spread the workers over N mounts (1-16)."
+    "--mounts",
+    default=1,
+    show_default=True,
+    metavar="N",
+    help="Filesystem processes: spread the workers over N mounts (1-16).",
 )
-@click.option("--seed", default=0, show_default=True, help="Seed of the workers' choices.")
-@click.option("--out", "out", default="results", show_default=True, type=click.Path(path_type=Path))
-@click.option("--run-id", default=None, help="Run folder name (default: timestamp + random suffix).")
+@click.option("--seed", default=0, show_default=True, metavar="N", help="Seed of the workers' choices.")
+@click.option("--out", "out", default="results", show_default=True, metavar="DIR", type=click.Path(path_type=Path),
+              help="Results root.")  # fmt: skip
+@click.option("--run-id", default=None, metavar="ID", help="Run folder name (default: timestamp + random suffix).")
 def command(
     workers: int,
-    duration: str,
+    duration: float,
     mix: str | None,
     backend: str,
     mode: str,
@@ -81,8 +88,8 @@ def command(
     files: int,
     file_size: int,
     private: bool,
-    attr_timeout: str,
-    entry_timeout: str,
+    attr_timeout: float,
+    entry_timeout: float,
     single_threaded: bool,
     direct_io: bool,
     mounts: int,
@@ -104,7 +111,7 @@ def command(
         raise UsageError(f"--mode {mode!r} is not known{nearest(mode, MODES)}; use memory or passthrough")
     workload = Workload(
         workers=workers,
-        duration_s=_duration("--duration", duration),
+        duration_s=duration,
         mix=parse_mix(mix) if mix is not None else dict(DEFAULT_MIX),
         file_size=file_size,
         files=files,
@@ -115,8 +122,8 @@ def command(
     options = MountOptions(
         backend=backend,
         mode=mode,
-        attr_timeout=_duration("--attr-timeout", attr_timeout),
-        entry_timeout=_duration("--entry-timeout", entry_timeout),
+        attr_timeout=attr_timeout,
+        entry_timeout=entry_timeout,
         multithreaded=not single_threaded,
         direct_io=direct_io,
         mounts=mounts,

@@ -8,12 +8,12 @@ import click
 
 
 @click.command()
-@click.argument("run_dir", type=click.Path(path_type=Path))
-def command(run_dir: Path) -> None:
-    """Turn a dead run's Arrow streams into files and write its manifest (status failed)."""
+@click.argument("run", metavar="RUN", type=click.Path(path_type=Path))
+def command(run: Path) -> None:
+    """Turn the Arrow streams of dead run RUN into files and write its manifest (status failed)."""
     from raybench.engine.finalize import recover
 
-    manifest = recover(run_dir)
+    manifest = recover(run)
     rows = manifest["files"].get("requests", 0)
     click.echo(f"recovered {rows:,} request rows; status {manifest['status']}")
-    click.echo(str(run_dir))
+    click.echo(str(run))

@@ -40,12 +40,19 @@ def write_text_atomic(path: Path, text: str, *, force: bool) -> None:
 
 
 @click.command("report")
-@click.argument("run", type=click.Path(path_type=Path))
-@click.argument("current", required=False, type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None, help="Output HTML file.")
+@click.argument("run", metavar="RUN", type=click.Path(path_type=Path))
+@click.argument("current", metavar="[CURRENT]", required=False, type=click.Path(path_type=Path))
+@click.option("-o", "--output", metavar="FILE", type=click.Path(path_type=Path), default=None,
+              help="Output HTML file (default: RUN/report.html, or CURRENT/report-vs-RUN.html).")  # fmt: skip
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
 def command(run: Path, current: Path | None, output: Path | None, force: bool) -> None:
-    """Write an HTML report of RUN, or of baseline RUN against CURRENT side by side."""
+    """Write an HTML report of run folder RUN, or of baseline RUN against CURRENT side by side.
+
+    Needs matplotlib, the report extra: pip install 'raybench[report]'.
+    """
+    from raybench.report import plots
+
+    plots.require()  # without matplotlib: one line naming the extra, before anything else
     from raybench.report.comparison import build_comparison
     from raybench.report.single import build_report
 

@@ -4,6 +4,7 @@ Thresholds and monitor settings default to those recorded in the run's manifest
 (``manifest["scenario"]["sla"]``); ``--sla`` replaces the thresholds, ``--window`` the window. The
 verdicts come from :func:`raybench.judge.sla_replay.evaluate_run`, the same code the live monitor
 runs. Nothing is written into the run folder unless ``--write`` (then ``sla.arrow``, atomically).
+``--json`` prints one JSON document instead of the table (keys: ``results/README.md``).
 
 Exit code: 0 every threshold passes, 1 any fails (no data is a failure, unless the threshold's stage
 is off in the run's scenario: then it is not applicable), 2 bad expression or folder.
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import click
 
+from raybench.cli.params import POSITIVE_DURATION, json_option
 from raybench.errors import ResultsError, ScenarioError, UsageError
 from raybench.judge.sla_table import format_table
 
@@ -23,20 +25,22 @@ _JUDGING_KEYS = ("thresholds", "window", "initial_delay", "grace_windows", "coun
 
 
 @click.command("sla")
-@click.argument("run", type=click.Path(path_type=Path))
+@click.argument("run", metavar="RUN", type=click.Path(path_type=Path))
 @click.option("--sla", "exprs", multiple=True, metavar="EXPR", help="Threshold, e.g. 'p99<100ms' (repeatable).")
-@click.option("--window", default=None, metavar="DURATION", help="Window length (default: the run's, else 30s).")
+@click.option("--window", type=POSITIVE_DURATION, default=None, help="Window length (default: the run's, else 30s).")
 @click.option("--write", is_flag=True, help="Write sla.arrow into the run folder (atomically).")
+@json_option
 @click.pass_context
-def command(ctx: click.Context, run: Path, exprs: tuple[str, ...], window: str | None, write: bool) -> None:
-    """Re-evaluate SLA thresholds of a finished run from its files."""
+def command(
+    ctx: click.Context, run: Path, exprs: tuple[str, ...], window: float | None, write: bool, as_json: bool
+) -> None:
+    """Re-evaluate SLA thresholds of run folder RUN from its files."""
     import pyarrow as pa
 
     from raybench.config.sla import parse_sla_config
     from raybench.judge.grammar import parse_thresholds
     from raybench.judge.sla_replay import evaluate_run
     from raybench.results import schema, store
-    from raybench.units import parse_duration
 
     manifest = store.load_manifest(run)
     recorded = (manifest.get("scenario") or {}).get("sla") or {}
@@ -51,14 +55,7 @@ def command(ctx: click.Context, run: Path, exprs: tuple[str, ...], window: str |
     thresholds = parse_thresholds(list(exprs)) if exprs else cfg.thresholds
     if not thresholds:
         raise UsageError(f"{run} records no SLA thresholds; give some with --sla 'p99<100ms'")
-    window_s = cfg.window
-    if window is not None:
-        try:
-            window_s = parse_duration(window)
-        except ValueError as exc:
-            raise UsageError(f"--window: {exc}") from None
-        if window_s <= 0:
-            raise UsageError("--window must be > 0")
+    window_s = cfg.window if window is None else window
     t0 = manifest.get("load_start_ns")
     if not isinstance(t0, int):
         raise ResultsError(f"{run}: manifest has no load_start_ns (the load start, UTC ns)")
@@ -93,15 +90,40 @@ def command(ctx: click.Context, run: Path, exprs: tuple[str, ...], window: str |
         stages_off=stages_off,
         warmup_s=warmup_s,
     )
-    for line in format_table(rows, thresholds):
-        click.echo(line)
+    written = None
     if write:
         names = schema.column_names("sla")
         data = pa.Table.from_pylist([{k: r[k] for k in names} for r in rows], schema=schema.schema("sla", final=False))
         store.write_table(run, "sla", data)
-        click.echo(f"wrote {Path(run) / 'sla.arrow'}")
+        written = Path(run) / "sla.arrow"
     failed = sum(1 for r in rows if not r["passed"])
     off = sum(1 for r in rows if not r["applicable"])
+    code = 1 if failed else 0
+    if as_json:
+        from raybench.cli import jsonout
+
+        by_id = {t.id: t for t in thresholds}
+        body = {
+            "run_id": manifest.get("run_id"),
+            "verdict": "fail" if failed else "pass",
+            "thresholds_passed": len(rows) - failed - off,
+            "thresholds_failed": failed,
+            "thresholds_not_applicable": off,
+            "window_ms": jsonout.ms(window_s),
+            "initial_delay_ms": jsonout.ms(cfg.initial_delay),
+            "grace_windows": cfg.grace_windows,
+            "counting": cfg.counting,
+            "settle_windows": cfg.settle_windows,
+            "warmup_ms": jsonout.ms(warmup_s),
+            "thresholds": [jsonout.sla_row(r, by_id[r["id"]], t0) for r in rows],
+            "sla_table": written,
+        }
+        jsonout.emit("sla", body, code)
+        ctx.exit(code)
+    for line in format_table(rows, thresholds):
+        click.echo(line)
+    if written is not None:
+        click.echo(f"wrote {written}")
     note = f" ({off} not applicable: their stage is off)" if off else ""
     click.echo(f"{len(rows) - failed - off}/{len(rows) - off} thresholds pass{note}")
-    ctx.exit(1 if failed else 0)
+    ctx.exit(code)

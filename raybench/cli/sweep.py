@@ -7,39 +7,45 @@ from pathlib import Path
 
 import click
 
+from raybench.cli.params import DURATION, PERCENT, json_option
+
 
 @click.command()
-@click.argument("scenario_file", required=False, type=click.Path(path_type=Path))
-@click.option("--preset", help="Built-in scenario; default lighthouse.")
-@click.option("--agents", "sizes", required=True, help="Fleet sizes to run, e.g. 500,1000,2000,4000.")
-@click.option("--search", is_flag=True, help="Then bisect to the largest size that holds every SLA threshold.")
-@click.option("--resolution", default="10%", show_default=True, help="Stop bisecting when held/broken are this close.")
-@click.option("--max-runs", default=12, show_default=True, type=int, help="Most runs in the sweep.")
-@click.option("--duration", help="Length of each run's load, e.g. 60s.")
-@click.option("--warmup", help="Warm-up of each run.")
-@click.option("--seed", type=int, help="Seed of every run.")
-@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="Override a scenario key (repeatable).")
+@click.argument("scenario_file", required=False, metavar="[SCENARIO_FILE]", type=click.Path(path_type=Path))
+@click.option("--preset", metavar="NAME", help="Built-in scenario; default lighthouse.")
 @click.option(
-    "--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True, help="Results root."
+    "--agents", "sizes", required=True, metavar="N,N,...", help="Fleet sizes to run, e.g. 500,1000,2000,4000."
 )
-@click.option("--sweep-id", help="Name of the sweep folder under --out (refused if it exists).")
-@click.option("--address", help="Ray cluster to use; default: a local Ray.")
+@click.option("--search", is_flag=True, help="Then bisect to the largest size that holds every SLA threshold.")
+@click.option("--resolution", type=PERCENT, default="10%", show_default=True,
+              help="Stop bisecting when held/broken are this close (10% or 0.1).")  # fmt: skip
+@click.option("--max-runs", default=12, show_default=True, metavar="N", type=int, help="Most runs in the sweep.")
+@click.option("--duration", type=DURATION, help="Length of each run's load, e.g. 60s.")
+@click.option("--warmup", type=DURATION, help="Warm-up of each run, e.g. 10s.")
+@click.option("--seed", metavar="N", type=int, help="Seed of every run.")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="Override a scenario key (repeatable).")
+@click.option("--out", metavar="DIR", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
+              help="Results root.")  # fmt: skip
+@click.option("--sweep-id", metavar="ID", help="Name of the sweep folder under --out (refused if it exists).")
+@click.option("--address", metavar="ADDRESS", help="Ray cluster to use; default: a local Ray.")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
+@json_option
 def command(
     scenario_file: Path | None,
     preset: str | None,
     sizes: str,
     search: bool,
-    resolution: str,
+    resolution: float,
     max_runs: int,
-    duration: str | None,
-    warmup: str | None,
+    duration: float | None,
+    warmup: float | None,
     seed: int | None,
     assignments: tuple[str, ...],
     out: Path,
     sweep_id: str | None,
     address: str | None,
     quiet: bool,
+    as_json: bool,
 ) -> None:
     """Run the scenario at each fleet size and write OUT/SWEEP_ID/sweep.arrow (one row per size).
 
@@ -47,21 +53,16 @@ def command(
     slopes), the size where the SLA breaks, what it hit (raybench's harness, or a system resource such
     as the expert pool) and a capacity recommendation; the last line is the sweep folder. No size is
     run above one whose harness saturated. Exit 0 when every run finished, 3 when one failed, 130 when
-    interrupted.
+    interrupted. With --json: one JSON document on stdout at the end, progress on stderr.
     """
     from raybench.cli import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME
     from raybench.config import scenario as scn
     from raybench.engine import sweep
     from raybench.errors import ScenarioError, UsageError
-    from raybench.units import parse_percent
 
     if scenario_file is not None and preset is not None:
         raise ScenarioError("give a scenario file or --preset, not both")
     agent_counts = sweep.parse_sizes(sizes)
-    try:
-        res = parse_percent(resolution)
-    except ValueError as exc:
-        raise UsageError(f"--resolution: {exc}") from None
     if max_runs < 1:
         raise UsageError(f"--max-runs {max_runs} must be at least 1")
     overrides: dict[str, object] = {"run.agents": agent_counts[0]}
@@ -77,14 +78,19 @@ def command(
     echo = Printer(sys.stderr, quiet=quiet)
     try:
         result = sweep.run_sweep(
-            sc, agent_counts, out=out, sweep_id=sweep_id, search=search, resolution=res, max_runs=max_runs,
+            sc, agent_counts, out=out, sweep_id=sweep_id, search=search, resolution=resolution, max_runs=max_runs,
             address=address, progress=echo,
         )  # fmt: skip
     finally:
         echo.close()
+    statuses = {p.status for p in result.points}
+    code = EXIT_INTERRUPTED if "interrupted" in statuses else EXIT_RUNTIME if "failed" in statuses else EXIT_OK
+    if as_json:
+        from raybench.cli import jsonout
+
+        jsonout.emit("sweep", jsonout.sweep(result), code)
+        click.get_current_context().exit(code)
     for line in sweep.format_sweep(result.points, result.analysis):
         click.echo(line)
     click.echo(str(result.sweep_dir))
-    statuses = {p.status for p in result.points}
-    code = EXIT_INTERRUPTED if "interrupted" in statuses else EXIT_RUNTIME if "failed" in statuses else EXIT_OK
     click.get_current_context().exit(code)

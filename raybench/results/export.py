@@ -10,9 +10,10 @@ Contract of :func:`export`:
   metadata). CSV has a header row, dictionary columns decoded to plain strings, null written as an
   empty unquoted field and every string quoted (so an empty string and a null stay apart),
   floats with enough digits to read back the same value.
-* Nothing is overwritten: if any output file exists already, :class:`UsageError` names it and
-  nothing is written. Each file is written under a temporary name and ``os.replace``-d into place;
-  on a failure the files this call already wrote are removed again.
+* Nothing is overwritten unless ``force``: if any output file exists already, :class:`UsageError`
+  names it (and ``--force``) and nothing is written. Every file is first written under a temporary
+  name; only when all of them are written are they ``os.replace``-d into place, so a failure
+  (unreadable table, full disk) leaves the folder as it was: no new file, no replaced one.
 """
 
 from __future__ import annotations
@@ -60,19 +61,21 @@ def _write(table: pa.Table, fmt: str, path: Path) -> None:
         pcsv.write_csv(decode_dictionaries(table), str(path), write_options=options)
 
 
-def export(run_dir: Path, fmt: str, out_dir: Path | None = None) -> list[Path]:
+def export(run_dir: Path, fmt: str, out_dir: Path | None = None, *, force: bool = False) -> list[Path]:
     """Write each result table of ``run_dir`` as ``<table>.<fmt>`` into ``out_dir``.
 
     Args:
         run_dir: a run folder (``manifest.json`` is not required: a died run's streams export too).
         fmt: ``parquet`` or ``csv``.
         out_dir: where to write; default ``run_dir`` itself. Created if missing.
+        force: replace output files that exist already (else they are refused).
 
     Returns:
         The paths written, in schema order.
 
     Raises:
-        UsageError: unknown format, an output file exists already, ``out_dir`` is not a directory.
+        UsageError: unknown format, an output file exists already (without ``force``), ``out_dir``
+            is not a directory.
         ResultsError: ``run_dir`` is not a folder or holds no result table, or a table is unreadable.
     """
     from raybench.results import store
@@ -89,27 +92,34 @@ def export(run_dir: Path, fmt: str, out_dir: Path | None = None) -> list[Path]:
     if out.exists() and not out.is_dir():
         raise UsageError(f"-o {out} is not a directory")
     targets = [out / f"{t}.{fmt}" for t in tables]
-    existing = [str(p) for p in targets if p.exists()]
-    if existing:
-        verb = "exists" if len(existing) == 1 else "exist"
-        raise UsageError(f"{', '.join(existing)} {verb} already; exports never overwrite (remove or use -o DIR)")
+    _refuse_existing(targets, force)
     # Read everything before writing anything: an unreadable table leaves no partial export.
     data = [store.read_table(run_dir, t) for t in tables]
     out.mkdir(parents=True, exist_ok=True)
+    temps = [path.with_name(f".{path.name}.tmp") for path in targets]
     written: list[Path] = []
     try:
-        for table, path in zip(data, targets, strict=True):
-            tmp = path.with_name(f".{path.name}.tmp")
-            try:
-                _write(table, fmt, tmp)
-                if path.exists():  # appeared while we were writing: still never overwrite
-                    raise UsageError(f"{path} exists already; exports never overwrite")
-                os.replace(tmp, path)
-            finally:
-                tmp.unlink(missing_ok=True)
+        for table, tmp in zip(data, temps, strict=True):
+            _write(table, fmt, tmp)
+        _refuse_existing(targets, force)  # one appeared while we were writing: still never overwrite
+        for tmp, path in zip(temps, targets, strict=True):
+            os.replace(tmp, path)
             written.append(path)
     except BaseException:
-        for path in written:
-            path.unlink(missing_ok=True)
+        if not force:  # new files only: take them away again (replaced ones cannot come back)
+            for path in written:
+                path.unlink(missing_ok=True)
         raise
+    finally:
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
     return written
+
+
+def _refuse_existing(targets: list[Path], force: bool) -> None:
+    existing = [str(p) for p in targets if p.exists()]
+    if existing and not force:
+        verb = "exists" if len(existing) == 1 else "exist"
+        raise UsageError(
+            f"{', '.join(existing)} {verb} already; exports never overwrite unless --force (or use -o DIR)"
+        )

@@ -285,6 +285,13 @@ def load_manifest(run_dir: Path) -> dict[str, Any]:
         raise ResultsError(f"{run_dir} is not a run folder (no such directory)")
     path = run_dir / MANIFEST
     if not path.exists():
+        runs = _runs_in(run_dir)
+        if runs:  # the results root (or a sweep folder), not one of its runs
+            latest = max(runs, key=lambda d: ((d / MANIFEST).stat().st_mtime_ns, d.name))
+            raise ResultsError(
+                f"{run_dir} is a results folder holding {len(runs)} run{'s' if len(runs) != 1 else ''}, not a run "
+                f"folder; give one of them, e.g. {latest}"
+            )
         raise ResultsError(
             f"{run_dir} has no {MANIFEST}: the run is still going or died; `raybench recover {run_dir}` "
             "turns its streams into files"
@@ -300,3 +307,11 @@ def load_manifest(run_dir: Path) -> dict[str, Any]:
             f"{', '.join(map(str, sorted(sch.READABLE_VERSIONS)))}"
         )
     return manifest
+
+
+def _runs_in(folder: Path) -> list[Path]:
+    """The finished run folders directly inside ``folder`` (those with a manifest), by name."""
+    try:
+        return sorted(d for d in folder.iterdir() if d.is_dir() and (d / MANIFEST).is_file())
+    except OSError:
+        return []

@@ -3,11 +3,13 @@ with them (the pure analysis is in tests/unit/test_sweep.py)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
+from raybench.cli import jsonout
 from raybench.engine import sweep
 
 
@@ -31,6 +33,11 @@ def test_real_sweep_on_local_ray(ray_local, tmp_path: Path) -> None:
     assert all(t > 0 for t in tp)
     for p in result.points:
         assert (tmp_path / "sw" / p.run_id / "requests.arrow").exists()
+    # `sweep --json` prints this document: the table's rows, null where the table has null
+    doc = json.loads(jsonout.dumps(jsonout.document("sweep", jsonout.sweep(result), 0)))
+    assert [p["agents"] for p in doc["points"]] == agents
+    assert [p["throughput_per_s"] for p in doc["points"]] == tp
+    assert [p["p99_ms"] for p in doc["points"]] == table.column("p99_ms").to_pylist()
     held = [p.held for p in result.points]
     a = result.analysis
     if None in held:
