@@ -10,6 +10,8 @@ At the end, ``finalize`` rewrites every stream into its ``.arrow`` file. The age
 flush's oldest row on arrival (``flush_age_ms``) tells whether rows queue on their way here, a
 sign of a saturated harness (:mod:`raybench.judge.harness`). With ``run.metrics`` on,
 every ``requests`` batch also feeds the live Prometheus metrics (``raybench.actors.metrics``).
+Every ``requests`` batch also feeds the live view's rolling store (:class:`raybench.judge.live.Rolling`:
+the last seconds' rows, totals); the driver's status line asks for its figures (``live_view``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from raybench.judge.live import SETTLE_S, SPAN_S, Rolling
 from raybench.results import store
 from raybench.results.schema import TABLES
 from raybench.results.windows import window_index, window_ns
@@ -39,10 +42,14 @@ class Aggregator:
         self._sampler: Any = None
         self.live: Any = None  # raybench.actors.metrics.LiveMetrics while metrics are on
         self.metrics_error: str | None = None
+        self.rolling = Rolling(t0_ns)  # the live view's last seconds (raybench.judge.live)
+        self.rolling_error: str | None = None
+        self._error_outcomes: Any = None  # pa.array of the outcomes error_rate counts
 
     def set_t0(self, t0_ns: int) -> None:
         """Set the load start that windows are counted from (before any request row arrives)."""
         self.t0_ns = t0_ns
+        self.rolling = Rolling(t0_ns)
 
     def _stream(self, table: str) -> store.StreamAppender:
         if table not in self.streams:
@@ -58,6 +65,7 @@ class Aggregator:
         self.batches += 1
         if table == "requests" and batch.num_rows:
             self._bucket(batch)
+            self._roll(batch)
             if self.live is not None:
                 self._observe(batch)
         return stream.rows
@@ -90,6 +98,40 @@ class Aggregator:
         except Exception as exc:  # a live view never costs a row: the batch is on disk already
             self.metrics_error = f"live metrics stopped: {type(exc).__name__}: {exc}"[:300]
             self.live = None
+
+    def _roll(self, batch: Any) -> None:
+        """Feed the live view's rolling store: the batch's columns as numpy arrays, no row loop."""
+        if self.rolling_error is not None:
+            return
+        try:
+            import pyarrow.compute as pc
+
+            if self._error_outcomes is None:
+                import pyarrow as pa
+
+                from raybench.judge.thresholds import ERROR_OUTCOMES
+
+                self._error_outcomes = pa.array(ERROR_OUTCOMES)
+            col = batch.column
+            errors = pc.is_in(col("outcome"), value_set=self._error_outcomes).to_numpy(zero_copy_only=False)
+            self.rolling.add(
+                col("ts_end_ns").to_numpy(), col("latency_ms").to_numpy(), col("lag_ms").to_numpy(),
+                errors, col("warmup").to_numpy(zero_copy_only=False),
+            )  # fmt: skip
+        except Exception as exc:  # a live view never costs a row: the batch is on disk already
+            self.rolling_error = f"live view stopped: {type(exc).__name__}: {exc}"[:300]
+
+    def live_view(
+        self, now_ns: int | None = None, span_s: float = SPAN_S, settle_s: float = SETTLE_S
+    ) -> dict[str, Any]:
+        """The live view's figures at ``now_ns`` (default: now): totals since the start, and rate,
+        errors, p50/p99 latency and dispatch lag over the span of the last ``span_s`` seconds
+        (:meth:`raybench.judge.live.Rolling.snapshot`; ``error`` when the store stopped)."""
+        snap = self.rolling.snapshot(time.time_ns() if now_ns is None else now_ns, span_s, settle_s)
+        snap["late_rows"] = self.late_rows
+        if self.rolling_error is not None:
+            snap["error"] = self.rolling_error
+        return snap
 
     def write_rows(self, table: str, rows: list[tuple[Any, ...]]) -> int:
         """Append plain row tuples (small tables: resources, events)."""

@@ -198,6 +198,16 @@ class AgentHost:
             self._sampler = ProcessSampler("host", self.node_id)
         return self._sampler.sample()
 
+    async def sample_live(self) -> dict[str, Any]:
+        """The driver's once-a-second sample of a host, one call: its resource row
+        (``sample_resources``) and its requests in flight now (dispatched, no row yet)."""
+        return {"row": await self.sample_resources(), "inflight": self.in_flight}
+
+    @property
+    def in_flight(self) -> int:
+        """Requests started and not finished (open and closed loop alike)."""
+        return self.counters["dispatched"] - self.counters["recorded"]
+
     async def run(self, load_start_ns: int, epoch: int = 0) -> dict[str, Any]:
         """Run the agents from wall time ``load_start_ns`` for the scenario's duration, drain, flush.
 

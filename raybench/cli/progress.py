@@ -3,7 +3,9 @@
 get their own line. Writes to stderr, so stdout keeps the results and the run folder's path.
 
 The engine takes any ``Callable[[str], None]`` as ``progress``; a :class:`Printer` also has
-``status`` for the periodic line, which the engine uses when it is there.
+``status`` for the periodic line, which the engine uses when it is there, and ``tty``: the run's
+live view (:class:`raybench.engine.watch.ProgressLine`) refreshes every 2 s on a terminal and every
+2 to 10 s in a log (about 20 lines a run), so a long run does not flood its log.
 """
 
 from __future__ import annotations

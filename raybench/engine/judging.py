@@ -36,7 +36,7 @@ class Judge:
     Args:
         sc: the scenario (``run.window``).
         sla: the resolved ``[sla]`` settings, or None (windows are still summarized for the
-            progress line).
+            live view's "SLA passing (window k)").
         cluster, aggregator: where the windows' rows are (``Aggregator.take_windows``).
         load: the load's timeline (windows stop at its end, early or planned).
         events: the run's event log.

@@ -229,7 +229,7 @@ class Run:
             FuseHealer(c, fleet, self.events, self.say),
             NodeWatch(c, fleet, self.events, self.say),
             judge,
-            ProgressLine(sc, load, judge, self.say),
+            ProgressLine(sc, load, judge, self.say, c, fleet.aggregator, resources.in_flight),
             AbortOnViolation(judge, hosts),
         ]
         try:

@@ -183,7 +183,7 @@ def comparison_path(run_dir: Path, baseline_run_id: str, name: str | None = None
     if name:
         path = Path(name) if Path(name).is_absolute() or Path(name).parent != Path() else run_dir / name
         if path.exists():
-            raise UsageError(f"--out-file {path} already exists; comparisons are never overwritten")
+            raise UsageError(f"-o {path} already exists; comparisons are never overwritten")
         return path
     candidates = [run_dir / "comparison.arrow", run_dir / f"comparison-{baseline_run_id}.arrow"]
     n = 2

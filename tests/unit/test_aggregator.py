@@ -6,6 +6,7 @@ import random
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 
 from raybench.actors.aggregator import Aggregator
 from raybench.results import store
@@ -44,3 +45,18 @@ def test_rows_land_in_their_windows_late_ones_are_counted_and_every_row_is_in_th
     table = store.read_table(tmp_path, "requests")
     assert table.num_rows == 10 and isinstance(table, pa.Table)
     assert sorted(table.column("host_id").to_pylist()) == [0] * 3 + [1] * 5 + [2] * 2
+
+
+def test_a_failing_live_view_never_costs_a_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    agg = Aggregator(str(tmp_path), T0, WINDOW_NS / 1e9)
+    agg.write_packed(_rows([0.1, 0.2]).take_packed())
+
+    def broken(*args: object) -> None:
+        raise ValueError("boom")
+
+    monkeypatch.setattr(agg.rolling, "add", broken)
+    assert agg.write_packed(_rows([0.3, 0.4, 0.5]).take_packed()) == 5
+    agg.write_packed(_rows([0.6]).take_packed())
+    view = agg.live_view(T0 + 3 * 10**9)
+    assert view["done"] == 2 and view["error"] == "live view stopped: ValueError: boom"
+    assert agg.finalize()["rows"]["requests"] == 6
