@@ -27,22 +27,22 @@ _OVERRIDES = {
 
 def _common(f: Any) -> Any:
     options = [
-        click.option("--agents", type=int, help="Number of simulated agents."),
-        click.option("--duration", help="Length of the load, e.g. 60s, 2m."),
-        click.option("--warmup", help="Warm-up at the start: recorded, flagged, left out of SLA figures."),
-        click.option("--rate", type=float, help="Requests per agent per second (open loop)."),
-        click.option("--seed", type=int, help="Seed of every random choice (classes, keys, think times)."),
-        click.option("--hosts", type=int, help="Agent host actors (default: one per CPU in the cluster)."),
-        click.option("--agents-per-host", type=int, help="Agents per host actor (1: one actor per agent)."),
-        click.option("--shards", type=int, help="State shard actors."),
+        click.option("--agents", type=int, metavar="N", help="Number of simulated agents."),
+        click.option("--duration", metavar="DURATION", help="Length of the load, e.g. 60s, 2m."),
+        click.option("--warmup", metavar="DURATION", help="Warm-up: recorded, flagged, left out of SLA figures."),
+        click.option("--rate", type=float, metavar="PER_S", help="Requests per agent per second (open loop)."),
+        click.option("--seed", type=int, metavar="N", help="Seed of every random choice (classes, keys, think times)."),
+        click.option("--hosts", type=int, metavar="N", help="Agent host actors (default: one per CPU in the cluster)."),
+        click.option("--agents-per-host", type=int, metavar="N", help="Agents per host actor (1: one per agent)."),
+        click.option("--shards", type=int, metavar="N", help="State shard actors."),
         click.option("--chaos", metavar="DURATION",
                      help="Kill a random agent host every DURATION of load (it restarts and resumes)."),
         click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
                      help="Override any scenario key, e.g. --set stages.llm.max=120 (repeatable)."),
         click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
                      help="Results root; the run writes OUT/RUN_ID/."),
-        click.option("--run-id", help="Name of the run folder (refused if it exists)."),
-        click.option("--address", help="Ray cluster to use (auto, ray://host:10001, ...); default: a local Ray."),
+        click.option("--run-id", metavar="ID", help="Name of the run folder (refused if it exists)."),
+        click.option("--address", metavar="ADDRESS", help="Ray cluster (auto, ray://host:10001, ...); default: local."),
         click.option("--ship-code", is_flag=True,
                      help="Send raybench to the cluster's workers in a runtime environment (not installed there)."),
         click.option("--metrics", is_flag=True,
@@ -167,7 +167,9 @@ def _execute(sc: scn.Scenario, kw: dict[str, Any]) -> None:
 
 @click.command()
 @click.argument("scenario_file", required=False, type=click.Path(path_type=Path))
-@click.option("--preset", help=f"Built-in scenario ({', '.join(scn.preset_names())}); default lighthouse.")
+@click.option(
+    "--preset", metavar="NAME", help=f"Built-in scenario ({', '.join(scn.preset_names())}); default lighthouse."
+)
 @_common
 def run(scenario_file: Path | None, preset: str | None, **kw: Any) -> None:
     """Run a scenario (a TOML file or a preset) and write every request to Arrow files.
