@@ -11,6 +11,7 @@ event loop in this process, so a whole run is tested without Ray (tests/unit/tes
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -243,8 +244,14 @@ def connect(
     and fuse_bench travel to the workers in the job's runtime environment (for clusters where they
     are not installed).
 
+    Joining a cluster, the driver must use the authentication mode of the cluster's nodes: the
+    cluster's is found by one unauthenticated call to its GCS (:func:`cluster_auth_mode`), and a
+    mismatch is reported with what to set (:func:`auth_mismatch_hint`) instead of Ray's own
+    symptoms (a 20 s connection timeout; or actors that die "cancelled before it started").
+
     Raises:
-        RayFailure: Ray could not be started or reached.
+        RayFailure: Ray could not be started or reached, or the cluster and this driver use
+            different authentication modes.
     """
     import ray
 
@@ -260,7 +267,20 @@ def connect(
                 # directories, not module objects: an editable install gives a package two paths
                 dirs = [str(Path(m.__file__).parent) for m in (raybench, fuse_bench)]
                 runtime_env = {"py_modules": dirs}
+            if os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":  # fail now, not after Ray's 20 s of retries
+                hint = auth_mismatch_hint(cluster_auth_mode(address), "disabled", joined=False)
+                if hint:
+                    raise RayFailure(f"could not reach Ray at {address}: {hint}")
             ray.init(address=address, logging_level="ERROR", log_to_driver=False, runtime_env=runtime_env)
+            # a token driver joins a cluster without authentication, whose workers then cannot call it
+            hint = (
+                auth_mismatch_hint(cluster_auth_mode(address), "token", joined=True)
+                if driver_auth_mode() == "token"
+                else None
+            )
+            if hint:
+                ray.shutdown()
+                raise RayFailure(f"joined Ray at {address}, but {hint}")
             return True
         from raybench.actors.metrics import ray_init_options
 
@@ -273,6 +293,79 @@ def connect(
             **(ray_init_options(metrics_port) if metrics else {}),
         )
         return True
+    except RayFailure:
+        raise
     except Exception as exc:
         where = f" at {address}" if address else ""
-        raise RayFailure(f"could not start or reach Ray{where}: {str(exc).splitlines()[0]}") from exc
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        hint = auth_mismatch_hint(cluster_auth_mode(address), driver_auth_mode(), joined=False) if address else None
+        raise RayFailure(f"could not start or reach Ray{where}: {why}" + (f"; {hint}" if hint else "")) from exc
+
+
+#: Where Ray looks for a token, in its order (the driver and every node of a token cluster need one).
+TOKEN_SOURCES = "RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token"
+
+
+def cluster_auth_mode(address: str) -> str | None:
+    """The authentication mode of the cluster whose GCS is at ``address`` (``auto`` too):
+    ``"token"`` when it refuses a call without a token, ``"disabled"`` when it answers one; None
+    when it cannot be told (no GCS there, a Ray Client ``ray://`` address, another error)."""
+    if address.startswith("ray://"):
+        return None
+    try:
+        import grpc
+        from ray._private.services import canonicalize_bootstrap_address
+        from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+
+        gcs = canonicalize_bootstrap_address(address)
+        if not gcs:
+            return None
+        with grpc.insecure_channel(gcs) as channel:  # no auth interceptor: the call carries no token
+            stub = gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel)
+            stub.GetClusterId(gcs_service_pb2.GetClusterIdRequest(), timeout=5)  # type: ignore[attr-defined]
+        return "disabled"
+    except Exception as exc:
+        code = getattr(exc, "code", None)
+        if callable(code) and getattr(code(), "name", None) == "UNAUTHENTICATED":
+            return "token"
+        return None
+
+
+def driver_auth_mode() -> str:
+    """This process's Ray authentication mode, ``"token"`` or ``"disabled"``: after ``ray.init``
+    the one Ray chose (RAY_AUTH_MODE; unset, ``--address auto`` turns token authentication on
+    when a token is found), before it RAY_AUTH_MODE alone."""
+    try:
+        from ray._raylet import AuthenticationMode, get_authentication_mode  # type: ignore[attr-defined]
+
+        return "token" if get_authentication_mode() == AuthenticationMode.TOKEN else "disabled"
+    except Exception:
+        return "token" if os.environ.get("RAY_AUTH_MODE", "").lower() == "token" else "disabled"
+
+
+def auth_mismatch_hint(cluster: str | None, driver: str, *, joined: bool) -> str | None:
+    """One line saying what to set when the cluster's authentication mode (:func:`cluster_auth_mode`)
+    is not the driver's; None when they agree or the cluster's is unknown. ``joined``: ``ray.init``
+    succeeded (a token driver on a cluster without authentication: its workers cannot call back)."""
+    if cluster is None:
+        return None
+    if cluster == "disabled" and driver == "token":
+        env = os.environ.get("RAY_AUTH_MODE")
+        why = (
+            f"RAY_AUTH_MODE={env}"
+            if env
+            else "RAY_AUTH_MODE is unset and Ray turned token authentication on because it found a token"
+        )
+        return (
+            "the cluster and this driver use different authentication modes (cluster: disabled, "
+            f"driver: token, as {why}): set RAY_AUTH_MODE=disabled for the driver, as the cluster's nodes have it"
+        )
+    if cluster == "token" and driver == "disabled":
+        return (
+            "the cluster and this driver use different authentication modes (cluster: token, driver: "
+            "disabled): set RAY_AUTH_MODE=token and give the driver the cluster's token "
+            f"({TOKEN_SOURCES}), as the cluster's nodes have them"
+        )
+    if cluster == "token" and not joined:  # both token, refused: most likely another token
+        return f"the cluster uses token authentication: give this driver the token its nodes have ({TOKEN_SOURCES})"
+    return None
