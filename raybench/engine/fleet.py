@@ -106,7 +106,16 @@ class Fleet:
         try:
             self.host_info = c.get(ready, timeout=STARTUP_TIMEOUT_S)[: len(self.hosts)]
         except Exception as exc:
-            raise RayFailure(f"actors did not come up within {STARTUP_TIMEOUT_S:.0f}s: {exc}") from exc
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            hint = ""
+            if "cancelled before it started" in str(exc) or "died unexpectedly" in str(exc):
+                # Ray's symptom of a driver whose authentication mode is not the cluster's where
+                # connect() could not read the cluster's (a ray:// address): cluster/README.md
+                hint = (
+                    " (if the cluster's nodes were started with another RAY_AUTH_MODE than this driver's, "
+                    "set the driver's to theirs: cluster/README.md, \"When the driver's mode is not the cluster's\")"
+                )
+            raise RayFailure(f"actors did not come up within {STARTUP_TIMEOUT_S:.0f}s: {first}{hint}") from exc
         if fuse_roots and sc.fuse_opens_ahead:  # see AgentHost.open_files (an OSError there is reported, not raised)
             try:
                 self.opened_ahead = c.get([c.call(h, "open_files") for h in self.hosts], timeout=STARTUP_TIMEOUT_S)
