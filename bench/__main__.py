@@ -65,6 +65,14 @@ def main() -> None:
     results["fuse"] = json.loads(fuse_json.read_text()) if fuse_json.exists() else None
     print("== 6. start-up and smoke wall time")
     results["startup"] = bench_startup.main([])
+    print("== 7. the HTML report of a 1,000,000-request run")
+    from bench import bench_report
+
+    results["report"] = bench_report.main(["--repeat", "1" if args.quick else "3"])
+    print("== 8. capacity: 10,000 req/s, 6,000 req/s with FUSE, 50,000 agents; CPU per request by role")
+    from bench import bench_capacity
+
+    results["capacity"] = bench_capacity.main(["--seconds", "15" if args.quick else "20"])
     results["machine"]["loadavg_at_end"] = os.getloadavg()
     path = args.out / "results.json"
     path.write_text(json.dumps(results, indent=2, default=str))

@@ -17,8 +17,9 @@ import numpy as np
 
 from raybench.errors import RaybenchError
 from raybench.report import plots
-from raybench.report.data import STAGES, RunData, cdf_points, load, sla_lines, stage_means, window_series
+from raybench.report.data import STAGES, RunData, cdf_points, load, stage_means, window_series
 from raybench.report.html import esc, img, kv, note, page, table
+from raybench.report.marks import percentile_marks, share_points
 from raybench.report.overview import SUMMARY_HEADER, facts, sla_html, summary_rows
 
 #: (anchor, heading) of every section of a comparison report, in order.
@@ -116,12 +117,22 @@ def _latency(base: RunData, cur: RunData) -> str:
         series[f"{name} p99"], styles[f"{name} p99"] = (s, e, w["p99_ms"]), {"color": colour, "lw": 2}
     if not series:
         return note("Neither run has per-window statistics (windows.arrow).")
-    lines = sla_lines(cur.thresholds)
+    lines = []
+    if "current p50" in series:
+        lines += [(m.value, m.label, plots.CURRENT) for m in percentile_marks(cur.thresholds, 50.0)]
+        lines += [(m.value, m.label, plots.CURRENT) for m in percentile_marks(cur.thresholds, 99.0)]
     png = plots.latency_over_time(series, lines, warmup_s=max(base.warmup_s, cur.warmup_s), styles=styles)
     return "\n".join(
         [
             img(png, "latency per window, baseline vs current"),
-            note("Each run's time counts from its own load start; SLA lines are the current run's."),
+            note(
+                "Each run's time counts from its own load start. "
+                + (
+                    "Dashed: the current run's SLA thresholds on the p50 or p99 of all requests."
+                    if lines
+                    else "No SLA threshold of the current run is on the p50 or p99 of all requests: none drawn."
+                )
+            ),
         ]
     )
 
@@ -131,16 +142,22 @@ def _cdf(base: RunData, cur: RunData) -> str:
     styles: dict[str, dict[str, Any]] = {}
     classes = list(dict.fromkeys([*cur.classes, *base.classes]))
     for name, run, ls in (("baseline", base, "--"), ("current", cur, "-")):
-        lat, cls = run.measured_col("latency_ms"), run.measured_str("cls")
         for i, group in enumerate(["all", *classes]):
-            v = lat if group == "all" else lat[cls == group]
+            v = run.sorted_latency(group) if group == "all" or group in run.classes else np.array([])
             if v.size:
-                label = f"{name} {group}"
+                label = f"{name} {group} (n={v.size:,})"
                 samples[label] = cdf_points(v)
                 styles[label] = {"ls": ls, "color": "black" if group == "all" else f"C{i - 1}"}
     if not samples:
         return note("Neither run has non-warm-up requests.")
-    return img(plots.cdf(samples, sla_lines(cur.thresholds), styles=styles), "latency CDF, baseline vs current")
+    points = []
+    if cur.sorted_latency("all").size:
+        wanted = share_points(cur.thresholds, ["all"])["all"]
+        points = [(m.limit_ms or 0.0, m.value, m.label, "black") for m in wanted]
+    parts = [img(plots.cdf(samples, points, styles=styles), "latency CDF, baseline vs current")]
+    if points:
+        parts.append(note("Markers: the current run's share(latency<X) thresholds on all requests."))
+    return "\n".join(parts)
 
 
 def _stages(base: RunData, cur: RunData) -> str:

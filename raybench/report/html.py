@@ -33,8 +33,11 @@ def esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def img(png: bytes, alt: str) -> str:
-    return f'<img alt="{esc(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
+def img(png: bytes | Any, alt: str) -> str:
+    """An inline PNG; ``png`` may be a :class:`raybench.report.render.Pending` figure (its marker
+    stands for the base64 data until the renderer finishes the page)."""
+    data = png.marker if hasattr(png, "marker") else base64.b64encode(png).decode("ascii")
+    return f'<img alt="{esc(alt)}" src="data:image/png;base64,{data}">'
 
 
 def note(text: str) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 from raybench.judge.harness import format_harness
 from raybench.report.data import RunData
-from raybench.report.html import format_ms, note, num, pct, table
+from raybench.report.html import esc, format_ms, note, num, pct, table
 
 
 def facts(run: RunData) -> list[tuple[str, Any]]:
@@ -33,6 +33,16 @@ def facts(run: RunData) -> list[tuple[str, Any]]:
         ("harness", format_harness(m.get("harness")).removeprefix("harness: ")),
     ]
     return facts
+
+
+def harness_html(run: RunData) -> str:
+    """The harness health line (:func:`raybench.judge.harness.format_harness`) on its own, marked
+    when the harness was saturated (its own delay is then in the figures)."""
+    section = run.manifest.get("harness")
+    line = format_harness(section)
+    saturated = isinstance(section, dict) and section.get("status") == "saturated"
+    cls = "fail" if saturated else ("pass" if isinstance(section, dict) else "")
+    return f'<p id="harness" class="{cls}">{esc(line)}</p>'
 
 
 def summary_rows(run: RunData) -> list[list[str]]:

@@ -3,13 +3,25 @@
 Contract:
 
 * The result is one self-contained HTML string: inline CSS, every figure an inline base64 PNG
-  ``<img>`` drawn by :mod:`raybench.report.plots` (matplotlib, Agg); no script, no external resource.
+  ``<img>`` drawn by :mod:`raybench.report.plots` and :mod:`raybench.report.plots_load`
+  (matplotlib, Agg); no script, no external resource.
 * Every number shown is computed here from the run folder's files (manifest.json and the Arrow
   tables); percentiles are exact nearest-rank (:mod:`raybench.judge.stats`), the only method raybench uses.
   Statistics leave out warm-up requests; time-series figures show them, over a shaded warm-up span.
 * A table the run folder lacks (``sla.arrow`` and ``fuse_ops.arrow`` are optional) or that has no
-  rows gives a note in its section, never an error.
+  rows gives a note in its section, never an error; a chart with nothing to show (no lease
+  conflict, no outcome but ok, no event) is a sentence, never empty axes.
+* An SLA threshold is drawn only on a figure of exactly its metric and scope
+  (:mod:`raybench.report.marks`).
 * All text from the files is HTML-escaped.
+* Figures are drawn from aggregates (per second, per window, a quantile grid), never one point per
+  request, and every aggregate is vectorised (:mod:`raybench.report.series`): a 1,000,000-request run
+  reports in seconds (docs/performance.md, "Report speed"). For such a run the figures are
+  rendered by worker processes (:mod:`raybench.report.render`).
+
+Sections live in their modules: the load over time in :mod:`~raybench.report.timeline`, the
+latency distribution in :mod:`~raybench.report.distribution`, per region and node in
+:mod:`~raybench.report.breakdown`, the rest here.
 
 Raises :class:`~raybench.errors.ResultsError` for an unreadable run folder and
 :class:`~raybench.errors.UsageError` when matplotlib (the ``report`` extra) is missing.
@@ -17,34 +29,49 @@ Raises :class:`~raybench.errors.ResultsError` for an unreadable run folder and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from raybench.judge.stats import percentiles, summarize
 from raybench.report import plots
-from raybench.report.data import STAGES, RunData, cdf_points, load, per_window, sla_lines, stage_means, window_series
+from raybench.report.breakdown import section_nodes, section_regions
+from raybench.report.data import STAGES, RunData, histogram_bins, load, per_window, stage_sums, thin
+from raybench.report.distribution import section_cdf, section_distribution
 from raybench.report.html import format_ms, img, kv, mib, note, num, page, pct, table
-from raybench.report.overview import SUMMARY_HEADER, facts, sla_html, summary_rows
+from raybench.report.marks import percentile_marks
+from raybench.report.overview import SUMMARY_HEADER, facts, harness_html, sla_html, summary_rows
+from raybench.report.render import default_workers, figure, rendering
+from raybench.report.timeline import section_latency, section_outcomes, section_throughput
 
 #: (anchor, heading) of every section of a single-run report, in order.
 SECTIONS: tuple[tuple[str, str], ...] = (
     ("summary", "Summary and SLA"),
+    ("throughput", "Throughput over time"),
     ("latency", "Latency over time"),
+    ("distribution", "Latency percentile distribution"),
     ("cdf", "Latency CDF per class"),
+    ("outcomes", "Outcomes and errors"),
+    ("regions", "Per region"),
+    ("nodes", "Per node"),
     ("stages", "Where the time goes"),
     ("escalation", "Escalation queue"),
     ("contention", "Lease contention"),
     ("fuse", "FUSE vs native per operation"),
-    ("resources", "Resource use per process role"),
+    ("resources", "Resource use per process"),
     ("events", "Events timeline"),
 )
 #: Longest events table and detail text shown.
 MAX_EVENTS, MAX_DETAIL = 200, 300
 HOT_KEYS = 10
+#: Size of requests.arrow from which the figures are rendered in worker processes (when there
+#: are cores): about 200,000 requests.
+PARALLEL_BYTES = 20 * 2**20
+#: Most escalated requests drawn one by one (a larger run draws an evenly spaced sample of them).
+MAX_POINTS = 5000
 
 
 def section_summary(run: RunData) -> str:
@@ -54,64 +81,9 @@ def section_summary(run: RunData) -> str:
         "delay; timing err = measured − modelled think time (the harness's timing error)."
     )
     if not run.summary:
-        return "\n".join([kv(facts(run)), note("No requests in this run folder."), sla_html(run)])
-    return "\n".join([kv(facts(run)), table(SUMMARY_HEADER, summary_rows(run)), legend, sla_html(run)])
-
-
-def section_latency(run: RunData) -> str:
-    """p50 and p99 per window (windows.arrow scope=all), per-class p99, SLA lines."""
-    if run.windows is None or run.windows.num_rows == 0:
-        return note("windows.arrow is missing or empty: no per-window statistics to draw.")
-    series: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-    styles: dict[str, dict[str, Any]] = {}
-    for scope in ["all", *[f"cls={c}" for c in run.classes]]:
-        s, e, w = window_series(run, scope)
-        if s.size == 0:
-            continue
-        if scope == "all":
-            series["p50 (all)"], series["p99 (all)"] = (s, e, w["p50_ms"]), (s, e, w["p99_ms"])
-            styles["p50 (all)"], styles["p99 (all)"] = {"color": "C0", "lw": 2}, {"color": "C1", "lw": 2}
-        else:
-            series[f"p99 {scope}"] = (s, e, w["p99_ms"])
-            styles[f"p99 {scope}"] = {"lw": 0.8, "ls": ":"}
-    lines = sla_lines(run.thresholds)
-    body = [
-        img(
-            plots.latency_over_time(series, lines, warmup_s=run.warmup_s, styles=styles),
-            "latency p50 and p99 per window",
-        )
-    ]
-    n = int((run.windows.strings("scope") == "all").sum())
-    body.append(
-        note(
-            f"{n} windows of {run.window_s:g}s (from windows.arrow, scope all); each step is the "
-            "window's exact percentile, held over the window's span. "
-            + ("Dashed: SLA latency bounds from the scenario." if lines else "No latency SLA line to draw.")
-        )
-    )
-    return "\n".join(body)
-
-
-def section_cdf(run: RunData) -> str:
-    """Empirical latency CDF per class, with the exact percentiles as a table."""
-    lat = run.measured_col("latency_ms")
-    if lat.size == 0:
-        return note("No non-warm-up requests: nothing to draw.")
-    cls = run.measured_str("cls")
-    samples = {"all": lat, **{c: lat[cls == c] for c in run.classes}}
-    rows = []
-    for name, v in samples.items():
-        s = summarize(v)
-        rows.append(
-            [name, f"{int(s['count']):,}", *(format_ms(s[k]) for k in ("mean", "p50", "p90", "p99", "p999", "max"))]
-        )
-    drawn = {k: cdf_points(v) for k, v in samples.items()}
-    share_lines = [(ms, label) for ms, label in sla_lines(run.thresholds)]
+        return "\n".join([harness_html(run), kv(facts(run)), note("No requests in this run folder."), sla_html(run)])
     return "\n".join(
-        [
-            img(plots.cdf(drawn, share_lines, styles={"all": {"color": "black", "lw": 2}}), "latency CDF per class"),
-            table(("class", "count", "mean", "p50", "p90", "p99", "p99.9", "max"), rows),
-        ]
+        [harness_html(run), kv(facts(run)), table(SUMMARY_HEADER, summary_rows(run)), legend, sla_html(run)]
     )
 
 
@@ -120,17 +92,21 @@ def section_stages(run: RunData) -> str:
     lat = run.measured_col("latency_ms")
     if lat.size == 0:
         return note("No non-warm-up requests: nothing to break down.")
-    cls = run.measured_str("cls")
+    labels, codes = run.measured_codes("cls")
     groups = ["all", *run.classes]
-    masks = [np.ones(lat.size, bool), *[cls == c for c in run.classes]]
-    means = np.zeros((len(groups), len(STAGES)))
-    cells: list[list[str]] = []
-    totals = []
-    for i, m in enumerate(masks):
-        mu, ran = stage_means(run, m)
-        means[i] = np.nan_to_num(mu)
-        totals.append(float(lat[m].mean()))
-        cells.append([f"{format_ms(a)} ({num(r * 100, '{:.0f}%')})" for a, r in zip(mu, ran, strict=True)])
+    # group i + 1: class i; group 0: rows of no listed class (they count in "all" only)
+    remap = np.array([run.classes.index(c) + 1 if c in run.classes else 0 for c in labels], dtype=np.int64)
+    by_cls = np.where(codes >= 0, remap[np.clip(codes, 0, None)], 0) if remap.size else np.zeros(lat.size, np.int64)
+    sums, ran, rows_n = stage_sums(run, by_cls, len(groups))
+    sums[0], ran[0], rows_n[0] = sums.sum(axis=0), ran.sum(axis=0), rows_n.sum()
+    mu_cls, ran_cls = sums / rows_n[:, None], ran / rows_n[:, None]
+    means = np.nan_to_num(mu_cls)
+    lat_sums = np.bincount(by_cls, weights=lat, minlength=len(groups))
+    totals = [float(lat.mean()), *(lat_sums[1:] / rows_n[1:])]
+    cells = [
+        [f"{format_ms(a)} ({num(r * 100, '{:.0f}%')})" for a, r in zip(mu_cls[i], ran_cls[i], strict=True)]
+        for i in range(len(groups))
+    ]
     # Stages as rows, classes as columns: the table stays narrow however many stages there are.
     rows = [["mean latency", *(format_ms(t) for t in totals)]]
     rows += [[stage, *(c[j] for c in cells)] for j, stage in enumerate(STAGES)]
@@ -147,7 +123,7 @@ def section_stages(run: RunData) -> str:
         )
     return "\n".join(
         [
-            img(plots.stage_bars(groups, STAGES, means, np.array(totals)), "mean time per stage per class"),
+            img(figure(plots.stage_bars, groups, STAGES, means, np.array(totals)), "mean time per stage per class"),
             table(("stage", *groups), rows),
             note(text),
         ]
@@ -166,7 +142,18 @@ def section_escalation(run: RunData) -> str:
     measured = esc_all & ~run.all_bool("warmup")
     ws, we, win_p99 = per_window(run, end[measured], wait[measured], "p99")
     _, _, win_n = per_window(run, end[measured], np.ones(int(measured.sum())), "sum")
-    png = plots.escalation_queue(t, wait[esc_all], (ws, we), win_p99, np.nan_to_num(win_n), warmup_s=run.warmup_s)
+    shown = thin(t.size, MAX_POINTS, keep=wait[esc_all])
+    marks = [(m.value, m.label, "C3") for m in percentile_marks(run.thresholds, 99.0, stage="expert_queue")]
+    png = figure(
+        plots.escalation_queue,
+        t[shown],
+        wait[esc_all][shown],
+        (ws, we),
+        win_p99,
+        np.nan_to_num(win_n),
+        warmup_s=run.warmup_s,
+        sla_lines=marks,
+    )
     q = summarize(wait[measured][~np.isnan(wait[measured])])
     e = summarize(run.all_col("expert_ms")[measured])
     pool = run.manifest.get("experts") or {}
@@ -176,48 +163,66 @@ def section_escalation(run: RunData) -> str:
         ["expert time p50 / p99", f"{format_ms(e['p50'])} / {format_ms(e['p99'])}"],
         ["pool capacity / longest queue", f"{pool.get('capacity', '-')} / {pool.get('max_queue', '-')}"],
     ]
+    all_drawn = shown.size == t.size
+    drawn = "every escalated request" if all_drawn else f"{shown.size:,} of the {t.size:,} escalated requests"
     return "\n".join(
         [
             img(png, "expert queue wait over time"),
             kv(rows),
             note(
-                "Left: every escalated request (warm-up included, shaded) at its start; red: "
-                "exact p99 of the wait per window (non-warm-up, by end time)."
+                f"Left: {drawn} (warm-up included, shaded) at its start"
+                + ("" if all_drawn else ", evenly spaced in time, the longest waits always among them")
+                + "; red: exact p99 of the wait per window (non-warm-up, by end time)"
+                + ("; dashed: the SLA threshold on that p99." if marks else ".")
             ),
         ]
     )
 
 
 def section_contention(run: RunData) -> str:
-    """Lease conflicts and lease-wait p99 per window; the hottest keys; per-shard counters."""
+    """Lease conflicts and lease-wait p99 per window; the hottest keys; per-shard counters. A run
+    without a conflict gets that sentence, not empty axes."""
     keys = run.measured_col("file_key")
     if np.isnan(keys).all():
         return note("No request took a lease (no file_key recorded).")
     measured = ~run.all_bool("warmup")
     end = run.all_col("ts_end_ns", np.int64)[measured]
     conflicts = run.all_col("conflicts")[measured]
-    ws, we, win_c = per_window(run, end, conflicts, "sum")
-    _, _, win_w = per_window(run, end, run.all_col("lease_wait_ms")[measured], "p99")
     wait = run.measured_col("lease_wait_ms")
     ok = ~np.isnan(keys)
     uniq, inv = np.unique(keys[ok].astype(np.int64), return_inverse=True)
     sums = np.bincount(inv, weights=conflicts[ok], minlength=uniq.size)
     counts = np.bincount(inv, minlength=uniq.size)
     order = np.lexsort((uniq, -counts, -sums))[:HOT_KEYS]
-    rows = []
-    for i in order:
-        w = wait[ok][inv == i]
-        rows.append(
-            [
-                str(uniq[i]),
-                f"{counts[i]:,}",
-                f"{sums[i]:,.0f}",
-                format_ms(percentiles(w[~np.isnan(w)], (99.0,))[99.0] if (~np.isnan(w)).any() else math.nan),
-            ]
+    wait_ok = wait[ok]
+    rows = [[str(uniq[i]), f"{counts[i]:,}", f"{sums[i]:,.0f}", format_ms(_p99(wait_ok[inv == i]))] for i in order]
+    parts = []
+    total = float(np.nansum(conflicts))
+    if total > 0:
+        ws, we, win_c = per_window(run, end, conflicts, "sum")
+        _, _, win_w = per_window(run, end, run.all_col("lease_wait_ms")[measured], "p99")
+        marks = [(m.value, m.label, "C3") for m in percentile_marks(run.thresholds, 99.0, stage="lease_wait")]
+        keys_drawn = [str(uniq[i]) for i in order]
+        png = figure(
+            plots.contention,
+            (ws, we),
+            np.nan_to_num(win_c),
+            win_w,
+            keys_drawn,
+            sums[order],
+            warmup_s=run.warmup_s,
+            sla_lines=marks,
         )
-    png = plots.contention(
-        (ws, we), np.nan_to_num(win_c), win_w, [str(uniq[i]) for i in order], sums[order], warmup_s=run.warmup_s
-    )
+        parts.append(img(png, "lease contention per window and hottest keys"))
+    else:
+        p99 = _p99(wait)
+        parts.append(
+            note(
+                f"This run had no lease conflicts: each of the {int(ok.sum()):,} non-warm-up requests that took a "
+                f"lease got it at its first request (lease wait p99 {format_ms(p99)}), so there is no chart."
+            )
+        )
+    parts.append(table(("file key", "requests", "conflicts", "lease wait p99"), rows))
     shard_rows = [
         [
             s.get("shard", "?"),
@@ -227,10 +232,6 @@ def section_contention(run: RunData) -> str:
             ),
         ]
         for s in run.manifest.get("shards") or []
-    ]
-    parts = [
-        img(png, "lease contention per window and hottest keys"),
-        table(("file key", "requests", "conflicts", "lease wait p99"), rows),
     ]
     if shard_rows:
         parts.append(
@@ -273,7 +274,7 @@ def section_fuse(run: RunData) -> str:
         header = ("op", "target", "count", "failed", "p50 µs", "p99 µs", "p50 vs native")
         return "\n".join(
             [
-                img(plots.fuse_ops(names, stats), "FUSE vs native latency per operation"),
+                img(figure(plots.fuse_ops, names, stats), "FUSE vs native latency per operation"),
                 table(header, rows, left=2),
                 note("From fuse_ops.arrow; percentiles over the operations that succeeded."),
             ]
@@ -297,7 +298,10 @@ def section_fuse(run: RunData) -> str:
                 "requests' own file operation on their node's FUSE mount (fuse_ms)."
             ),
             img(
-                plots.histogram(fuse, "fuse_ms: the request's file operation through FUSE (ms)"), "fuse_ms distribution"
+                figure(
+                    plots.histogram, *histogram_bins(fuse), "fuse_ms: the request's file operation through FUSE (ms)"
+                ),
+                "fuse_ms distribution",
             ),
             table(
                 ("requests", "mean", "p50", "p90", "p99", "max"),
@@ -308,20 +312,22 @@ def section_fuse(run: RunData) -> str:
 
 
 def section_resources(run: RunData) -> str:
-    """RSS and CPU per process over time, coloured by role; per-role table."""
+    """RSS and CPU per process over time, one colour per process; per-role table."""
     from raybench.judge.summary import resource_growth
 
     if run.resources is None or run.resources.num_rows == 0:
         return note("resources.arrow is missing or empty: no resource samples.")
     r = run.resources
-    role, node, pid = r.strings("role"), r.strings("node_id"), r.floats("pid")
+    role, node, pid = r.strings("role"), r.strings("node_id"), r.ints("pid")
     ts, rss, cpu = r.ints("ts_ns"), r.floats("rss_bytes") / 2**20, r.floats("cpu_percent")
-    roles = sorted(set(role.tolist()))
+    procs = sorted(set(zip(role.tolist(), node.tolist(), pid.tolist(), strict=True)))
+    many_nodes = len({p[1] for p in procs}) > 1
     series = []
-    for key in sorted(set(zip(role.tolist(), node.tolist(), pid.tolist(), strict=True))):
+    for key in procs:
         m = (role == key[0]) & (node == key[1]) & (pid == key[2])
         o = np.argsort(ts[m])
-        series.append((key[0], (ts[m][o] - run.t0_ns) / 1e9, rss[m][o], cpu[m][o]))
+        label = f"{key[0]} pid {key[2]}" + (f" on {str(key[1])[:8]}" if many_nodes else "")
+        series.append((label, (ts[m][o] - run.t0_ns) / 1e9, rss[m][o], cpu[m][o]))
     rows = [
         [
             g["role"],
@@ -335,40 +341,40 @@ def section_resources(run: RunData) -> str:
     ]
     return "\n".join(
         [
-            img(plots.resources(series, roles, warmup_s=run.warmup_s), "RSS and CPU per process"),
+            img(figure(plots.resources, series, warmup_s=run.warmup_s), "RSS and CPU per process"),
             table(("role", "processes", "peak RSS", "RSS growth", "CPU mean", "CPU peak"), rows),
             note(
-                "RSS growth: mean of the last quarter of a process's samples over the first quarter, "
-                "worst process of the role."
+                "One colour per process. RSS growth: mean of the last quarter of a process's samples over "
+                "the first quarter, worst process of the role."
             ),
         ]
     )
 
 
 def section_events(run: RunData) -> str:
-    """Events on a timeline (one row per kind) and as a table."""
+    """Events on a timeline (one row per kind) and as a table; a sentence when there are none."""
     ev = run.events
     end_s = run.duration_s
     if ev is None or ev.num_rows == 0:
         why = "events.arrow is not in this run folder" if ev is None else "No events were recorded"
-        return "\n".join(
-            [
-                img(plots.events([], np.array([]), [], warmup_s=run.warmup_s, end_s=end_s), "events timeline"),
-                note(f"{why} (violations, alerts, rollbacks, aborts, restarts, faults, FUSE errors)."),
-            ]
-        )
+        return note(f"{why} (violations, alerts, rollbacks, aborts, restarts, faults, FUSE errors): no timeline.")
     kind, t = ev.strings("kind"), (ev.ints("ts_ns") - run.t0_ns) / 1e9
     detail = ev.strings("detail")
     kinds = sorted(set(kind.tolist()))
     order = np.argsort(t, kind="stable")
     rows = [[f"{t[i]:.2f}s", kind[i], _short(detail[i])] for i in order[:MAX_EVENTS]]
     parts = [
-        img(plots.events(kinds, t, kind.tolist(), warmup_s=run.warmup_s, end_s=end_s), "events timeline"),
+        img(figure(plots.events, kinds, t, kind.tolist(), warmup_s=run.warmup_s, end_s=end_s), "events timeline"),
         table(("time", "kind", "detail"), rows, left=3),
     ]
     if ev.num_rows > MAX_EVENTS:
         parts.append(note(f"First {MAX_EVENTS} of {ev.num_rows:,} events listed."))
     return "\n".join(parts)
+
+
+def _p99(v: np.ndarray) -> float:
+    v = v[~np.isnan(v)]
+    return percentiles(v, (99.0,))[99.0] if v.size else math.nan
 
 
 def _short(detail: str) -> str:
@@ -381,8 +387,13 @@ def _short(detail: str) -> str:
 
 _BUILDERS = {
     "summary": section_summary,
+    "throughput": section_throughput,
     "latency": section_latency,
+    "distribution": section_distribution,
     "cdf": section_cdf,
+    "outcomes": section_outcomes,
+    "regions": section_regions,
+    "nodes": section_nodes,
     "stages": section_stages,
     "escalation": section_escalation,
     "contention": section_contention,
@@ -392,9 +403,27 @@ _BUILDERS = {
 }
 
 
-def build_report(run_dir: Path) -> str:
-    """The HTML report of one run folder (see the module docstring for the contract)."""
+def build_report(run_dir: Path, workers: int | None = None) -> str:
+    """The HTML report of one run folder (see the module docstring for the contract).
+
+    ``workers``: processes that render the figures (0: this one); by default, worker processes when
+    requests.arrow has :data:`PARALLEL_BYTES` or more (about 200,000 requests), as many as there
+    are cores up to 4 (:func:`raybench.report.render.default_workers`).
+    """
     plots.require()
-    run = load(Path(run_dir))
-    bodies = {anchor: _BUILDERS[anchor](run) for anchor, _ in SECTIONS}
-    return page(f"raybench report: {run.run_id}", SECTIONS, bodies, "")
+    run_dir = Path(run_dir)
+    if workers is None:
+        workers = default_workers(_requests_bytes(run_dir), PARALLEL_BYTES)
+    # The workers fork before the tables are read (render: no other thread runs yet).
+    with rendering(workers) as renderer:
+        run = load(run_dir)
+        bodies = {anchor: _BUILDERS[anchor](run) for anchor, _ in SECTIONS}
+        return renderer.finish(page(f"raybench report: {run.run_id}", SECTIONS, bodies, ""))
+
+
+def _requests_bytes(run_dir: Path) -> int:
+    """Size of the requests table on disk (no Arrow read: the workers fork before any)."""
+    for name in ("requests.arrow", "requests.arrows"):
+        with contextlib.suppress(OSError):
+            return (run_dir / name).stat().st_size
+    return 0

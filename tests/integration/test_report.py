@@ -59,6 +59,13 @@ def report(run_dir):
     return build_report(run_dir)
 
 
+#: Sections that always draw (a run with requests); the others may say in a sentence that there
+#: is nothing to draw (no conflicts, only ok outcomes, one node, no events, ...).
+ALWAYS_DRAWN = ("throughput", "latency", "distribution", "cdf", "stages")
+#: Sections added for issue #17 (the load as Locust or k6 shows it).
+NEW_SECTIONS = ("throughput", "latency", "distribution", "outcomes", "regions", "nodes")
+
+
 @pytest.mark.ray
 def test_report_has_every_section_with_its_figures(report, run_dir):
     assert report.startswith("<!DOCTYPE html>")
@@ -67,11 +74,13 @@ def test_report_has_every_section_with_its_figures(report, run_dir):
     for anchor, title in SECTIONS:
         assert f"<h2>{title}</h2>" in found[anchor]
         pngs = images_of(found[anchor])
-        if anchor == "summary":
-            assert "<table" in found[anchor]
-            continue
-        assert pngs, f"section {anchor} has no figure"
+        if anchor in ALWAYS_DRAWN:
+            assert pngs, f"section {anchor} has no figure"
+        elif not pngs:  # a sentence says why there is no chart
+            assert '<p class="note">' in found[anchor], anchor
         assert all(p.startswith(PNG_MAGIC) and len(p) > 2000 for p in pngs)
+    assert "<table" in found["summary"]
+    assert '<p id="harness"' in found["summary"] and "harness: " in found["summary"]
     # self-contained: nothing loaded from elsewhere
     assert not re.search(r'(src|href)="(https?:|file:|//)', report)
     assert "<script" not in report
@@ -138,9 +147,14 @@ def test_cli_report_writes_refuses_and_forces(run_dir, tmp_path):
 @pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is not installed (apt-get install chromium)")
 def test_report_renders_in_headless_chromium(report, tmp_path):
     # A copy of the page with a checker appended: it counts the images that decoded and records
-    # any script error; the report itself has no script.
+    # any script error or console error; the report itself has no script. The browser's console
+    # goes to stderr (--enable-logging=stderr): the checker's probe line must be there (the log
+    # works) and nothing else may be.
     checker = """<script>
 window.addEventListener('error', e => { document.body.dataset.jsError = String(e.message); }, true);
+const consoleError = console.error;
+console.error = (...a) => { document.body.dataset.consoleError = a.join(' '); consoleError(...a); };
+console.log('rb-console-probe');
 window.addEventListener('load', () => {
   const imgs = Array.from(document.images);
   const ok = imgs.filter(i => i.complete && i.naturalWidth > 100 && i.naturalHeight > 100).length;
@@ -151,14 +165,27 @@ window.addEventListener('load', () => {
     page = tmp_path / "report.html"
     page.write_text(report.replace("</body>", checker), encoding="utf-8")
     base = [str(CHROMIUM), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000"]
-    dom = subprocess.run(
-        [*base, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=90, check=True
-    ).stdout
+    proc = subprocess.run(
+        [*base, "--enable-logging=stderr", "--v=0", "--dump-dom", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=True,
+    )
+    dom = proc.stdout
     n = report.count("<img ")
     assert f'<div id="rb-check">images {n}/{n}</div>' in dom, dom[-500:]
-    assert "data-js-error" not in dom
-    for _, title in SECTIONS:
+    assert "data-js-error" not in dom and "data-console-error" not in dom
+    console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
+    assert any("rb-console-probe" in line for line in console), proc.stderr[-2000:]
+    assert [line for line in console if "rb-console-probe" not in line] == []
+    assert "Uncaught" not in proc.stderr
+    for anchor, title in SECTIONS:
         assert f"<h2>{title}</h2>" in dom
+        assert f'<section id="{anchor}">' in dom
+    for anchor in NEW_SECTIONS:
+        assert f'<section id="{anchor}">' in dom, anchor
+    assert '<p id="harness"' in dom
     shot = tmp_path / "shot.png"
     subprocess.run(
         [*base, "--hide-scrollbars", "--window-size=1100,3000", f"--screenshot={shot}", page.as_uri()],
