@@ -44,7 +44,7 @@ class Run(Table):
     seed: Int = Field(1, description="seed of the agents' RNGs (each also seeded with its agent id)")
     hosts: Int = Field(0, ge=0, description="agent hosts (0: one per CPU of the cluster)")
     agents_per_host: Int = Field(0, ge=0, description="agents per host (0: spread evenly over the hosts)")
-    shards: Int = Field(4, ge=1, description="state shards")
+    shards: Int = Field(0, ge=0, description="state shards (0: one per 20,000 req/s offered, at most one per CPU)")
     window: Seconds = Field("5s", gt=0, description="length of a results window")
     flush_interval: Seconds = Field(DEFAULT_FLUSH_INTERVAL, gt=0, description="how often a host ships its rows")
     request_timeout: Seconds = Field("30s", gt=0, description="a request still running after this is a timeout")

@@ -18,7 +18,7 @@ from typing import Any
 from raybench.config.scenario import Scenario
 from raybench.engine.cluster import Actor, Cluster, Ref
 from raybench.engine.events import EventLog
-from raybench.engine.placement import HostSlot, plan_hosts
+from raybench.engine.placement import HostSlot, plan_hosts, plan_shards
 from raybench.errors import FuseUnavailable, RayFailure
 
 #: Seconds to wait for actors to come up before giving up.
@@ -93,7 +93,7 @@ class Fleet:
         metrics_ref = c.call(self.aggregator, "start_metrics", local) if sc.run.metrics else None
         # the state data plane's token (raybench.actors.wire): only this run's hosts may talk to its shards
         token = secrets.token_bytes(16) if sc.state.transport == "socket" else None
-        self.shards = c.start_shards(sc.run.shards, token or b"")
+        self.shards = c.start_shards(plan_shards(sc, self.nodes), token or b"")
         self.experts = c.start_experts(sc.experts.pool, token or b"")
         fuse_roots = self._start_fuse()
         self.host_plan = plan(sc, self.nodes)

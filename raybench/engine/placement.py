@@ -11,6 +11,27 @@ from raybench.errors import RayFailure
 #: One agent host of the plan: the node it is pinned to and the global ids of its agents.
 HostSlot = tuple[str, list[int]]
 
+#: Offered requests/s that one state shard serves with room to spare (``run.shards = 0``, the
+#: default, gives one shard per this many, at most one per CPU of the cluster). One shard applies
+#: 3-4 operations a request at ~8 µs each in batches (docs/performance.md, "Capacity"): 10,000
+#: req/s keep one at about a third of a core, and every extra process on a small machine costs
+#: the hosts CPU.
+SHARD_REQUESTS_PER_S = 20_000
+
+
+def plan_shards(sc: Scenario, nodes: list[dict[str, Any]]) -> int:
+    """How many state shards: ``run.shards``, or when it is 0 (the default) one per
+    :data:`SHARD_REQUESTS_PER_S` of the scenario's offered load at its peak, at least 1 and at
+    most one per CPU of the cluster."""
+    if sc.run.shards:
+        return sc.run.shards
+    total_cpus = int(sum(n["cpus"] for n in nodes)) or 1
+    from raybench.judge.capacity import peak_rate
+
+    rate = peak_rate(sc)
+    wanted = math.ceil(rate / SHARD_REQUESTS_PER_S) if math.isfinite(rate) else 1  # closed loop, no think time
+    return max(1, min(total_cpus, wanted))
+
 
 def plan_hosts(sc: Scenario, nodes: list[dict[str, Any]]) -> list[HostSlot]:
     """Assign agents to hosts and hosts to nodes: ``[(node_id, agent_ids), ...]``.

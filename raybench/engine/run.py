@@ -39,7 +39,7 @@ from raybench.engine.hosts import Hosts, Load, Progress
 from raybench.engine.interrupts import Interrupts
 from raybench.engine.judging import Judge
 from raybench.engine.lost import account_lost
-from raybench.engine.placement import plan_hosts
+from raybench.engine.placement import plan_hosts, plan_shards
 from raybench.engine.priority import DriverPriority
 from raybench.engine.watch import (
     AbortOnViolation,
@@ -191,7 +191,8 @@ class Run:
     def start(self) -> None:
         """Start the actors; the driver takes the hosts' niceness (:mod:`raybench.engine.priority`)."""
         sc, fleet, say = self.sc, self.fleet, self.say
-        say(f"starting actors: {sc.run.agents:,} agents, {sc.run.shards} shards, {sc.experts.pool} experts")
+        shards = plan_shards(sc, fleet.cluster.nodes())  # run.shards, or as many as the load needs
+        say(f"starting actors: {sc.run.agents:,} agents, {shards} shards, {sc.experts.pool} experts")
         for f in self.findings:
             if f.over:
                 say(capacity.format_finding(f))
