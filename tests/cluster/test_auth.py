@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,13 +59,14 @@ def test_a_driver_without_authentication_on_a_token_cluster_is_told_what_to_set(
         sys.executable, "-m", "raybench", "run", "--preset", "smoke", "--duration", "2s", "--warmup", "1s", "--quiet",
         "--address", token_cluster, "--out", str(tmp_path),
     ]  # fmt: skip
-    started = time.monotonic()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 3, proc.stderr[-2000:]
     line = next(x for x in proc.stderr.splitlines() if x.startswith("raybench: "))
     assert "different authentication modes (cluster: token, driver: disabled)" in line, line
     assert "set RAY_AUTH_MODE=token and give the driver the cluster's token" in line, line
-    assert time.monotonic() - started < 15  # told at once, not after Ray's 20 s of retries
+    # told at once by raybench's own check, not after Ray's 20 s of retries (that path reads
+    # "could not start or reach Ray ...: <Ray's error>; <hint>")
+    assert "could not reach Ray at " in line and "could not start or reach" not in line, line
 
 
 def test_the_hint_says_what_to_set_for_each_pair_of_modes(monkeypatch: pytest.MonkeyPatch):

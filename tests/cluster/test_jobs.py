@@ -80,11 +80,10 @@ def test_a_token_driver_on_a_cluster_without_authentication_is_told_what_to_set(
         sys.executable, "-m", "raybench", "run", "--preset", "smoke", "--duration", "2s", "--warmup", "1s", "--quiet",
         "--address", cluster.gcs, "--out", str(tmp_path),
     ]  # fmt: skip
-    started = time.monotonic()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 3, proc.stderr[-2000:]
     line = next(x for x in proc.stderr.splitlines() if x.startswith("raybench: "))
     assert "different authentication modes (cluster: disabled, driver: token" in line, line
     assert "set RAY_AUTH_MODE=disabled for the driver" in line, line
-    assert time.monotonic() - started < 60  # not the 120 s wait for actors
+    assert "joined Ray at " in line and "actors did not come up" not in line, line  # not the 120 s wait for actors
     assert not list(tmp_path.iterdir())  # refused before a run folder was made
