@@ -3,6 +3,10 @@
 SCHEMA_VERSION history (bump on any column change; readers keep accepting every earlier version):
 
 * 1 — first version: requests, fuse_ops, windows, resources, sla, events (results/README.md).
+* 2 — same columns and types; ``windows.arrow`` follows its definition (the drain is in no window,
+  windows wholly in the warm-up are left out, ``throughput`` divides by the window's measured
+  part), and the manifest's summary ``throughput`` counts what completed before the load's end.
+  Version-1 folders read as before; their recorded figures keep the old meaning.
 
 Every ``.arrow`` file raybench writes carries ``schema_version`` and ``table`` in its schema
 metadata. Column meanings and units are documented in ``results/README.md``; this module is the
@@ -16,9 +20,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: Versions this code can read.
-READABLE_VERSIONS = frozenset({1})
+READABLE_VERSIONS = frozenset({1, 2})
 
 #: Result tables, in the order they are documented.
 TABLES = ("requests", "fuse_ops", "windows", "resources", "sla", "events")

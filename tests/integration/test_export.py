@@ -14,6 +14,7 @@ from raybench.cli import cli
 from raybench.errors import ResultsError, UsageError
 from raybench.results import store
 from raybench.results.export import decode_dictionaries, export, tables_in
+from raybench.results.schema import SCHEMA_VERSION
 
 
 def read_csv(path, schema: pa.Schema) -> pa.Table:
@@ -51,7 +52,7 @@ def test_export_round_trips_to_the_arrow_values(run_dir, tmp_path, fmt):
     if fmt == "parquet":  # the Arrow schema travels: dictionaries and the schema metadata
         schema = pq.read_schema(tmp_path / "out" / "requests.parquet")
         assert pa.types.is_dictionary(schema.field("cls").type)
-        assert schema.metadata[b"schema_version"] == b"1"
+        assert schema.metadata[b"schema_version"] == str(SCHEMA_VERSION).encode()
     else:  # dictionary columns are plain strings in the CSV
         head = (tmp_path / "out" / "requests.csv").read_text().splitlines()[1]
         assert any(c in head for c in ('"safe"', '"risky"', '"complex"'))

@@ -21,6 +21,7 @@ from raybench.config import scenario
 from raybench.engine.run import execute
 from raybench.model.workload import intended_schedule
 from raybench.results import store
+from raybench.results.schema import SCHEMA_VERSION
 
 pytestmark = pytest.mark.ray
 
@@ -118,7 +119,7 @@ def test_no_two_leases_on_a_key_overlap(big_run):
 def test_manifest_agrees_with_the_files(big_run):
     sc, result, t = big_run
     m = json.loads((result.run_dir / "manifest.json").read_text())
-    assert m["status"] == "completed" and m["schema_version"] == 1
+    assert m["status"] == "completed" and m["schema_version"] == SCHEMA_VERSION
     assert m["files"]["requests"] == t.num_rows
     assert sum(h["recorded"] for h in m["hosts"]) == t.num_rows
     assert sum(h["dispatched"] for h in m["hosts"]) == t.num_rows
